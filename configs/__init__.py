@@ -1,0 +1,1 @@
+"""Named rule sets and thresholds (TOML), read with importlib.resources."""
