@@ -7,12 +7,13 @@ spleen (or kidneys when the spleen is unusable):
     3 greater than liver; 4 greater than spleen (or kidneys).
 
 The numeric thresholds that turn "much lower" and "greater" into ratios are a configuration
-choice (``configs/*.toml``, section ``[krenning]``), never constants in code.
+choice (``configs/*.toml``, section ``[krenning]``), never constants in code. The field
+metadata ``range`` gives the values the config loader accepts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,9 @@ class KrenningThresholds:
     grade 4: ratio_spleen > ``grade4_min_ratio_spleen`` (spleen, or kidney when no spleen).
     """
 
-    grade2_min_ratio_liver: float = 0.5
-    grade3_min_ratio_liver: float = 1.0
-    grade4_min_ratio_spleen: float = 1.0
+    grade2_min_ratio_liver: float = field(default=0.5, metadata={"range": (0.05, 2.0)})
+    grade3_min_ratio_liver: float = field(default=1.0, metadata={"range": (0.1, 5.0)})
+    grade4_min_ratio_spleen: float = field(default=1.0, metadata={"range": (0.1, 5.0)})
 
 
 def grade_from_ratios(
