@@ -40,6 +40,8 @@ from pydicom.uid import (
 __all__ = [
     "NUCLIDES",
     "Nuclide",
+    "acquisition_datetime",
+    "combine_date_time",
     "injected_dose_unit",
     "is_quantitative_spect_in_pet_iod",
     "normalise_radionuclide",

@@ -132,13 +132,6 @@ def read_header(path: str | Path, *, specific_tags: Iterable[int | str] | None =
         raise InvalidInputError(
             f"cannot read the file: {exc.strerror or exc}", code=UNREADABLE, path=path
         ) from exc
-    if not has_preamble and not _looks_like_dataset(ds):
-        raise InvalidInputError(
-            "no 'DICM' prefix at byte 128 and the forced parse found no DICOM identifying "
-            "attributes (SOPClassUID, Modality, StudyInstanceUID or Rows)",
-            code=NOT_DICOM,
-            path=path,
-        )
     return ds
 
 
@@ -301,6 +294,13 @@ def _parse(fp: BinaryIO, path: Path, size: int, *, force: bool, specific_tags) -
     try:
         with quiet_pydicom():
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force, specific_tags=tags)
+            if force and not _looks_like_dataset(ds):
+                raise InvalidInputError(
+                    "no 'DICM' prefix at byte 128 and the forced parse found no DICOM "
+                    "identifying attributes (SOPClassUID, Modality, StudyInstanceUID or Rows)",
+                    code=NOT_DICOM,
+                    path=path,
+                )
             if transfer_syntax(ds) == DeflatedExplicitVRLittleEndian:
                 # pydicom inflated the data set into memory: fp positions mean nothing here.
                 # Deflated files are rare, so read them whole to learn about pixel data.

@@ -138,7 +138,14 @@ def split_side_by_side(
     middle = profile[lo:hi]
     if middle.size == 0 or float(middle.min()) > SIDE_BY_SIDE_GAP_FRACTION * peak:
         return None
-    cut = lo + int(np.argmin(middle))
+    # cut at the centre of the empty run of columns around the emptiest one
+    empty = profile <= SIDE_BY_SIDE_GAP_FRACTION * peak
+    start = stop = lo + int(np.argmin(middle))
+    while start > 0 and empty[start - 1]:
+        start -= 1
+    while stop < cols - 1 and empty[stop + 1]:
+        stop += 1
+    cut = (start + stop + 1) // 2
     left, right = counts[:, :cut], counts[:, cut:]
     if profile[:cut].max() <= SIDE_BY_SIDE_GAP_FRACTION * peak:
         return None
@@ -228,6 +235,7 @@ def _load_file(
                 )
             )
             continue
+        split_notes = [n for n in notes if n not in decision.warnings]
         for side, half in zip(("left", "right"), halves, strict=True):
             rule = (
                 f"none: {side} half of a side-by-side whole-body secondary capture; no header "
@@ -244,7 +252,7 @@ def _load_file(
                     kind=kind,
                     is_count_data=count_data,
                     frame_index=frame_index,
-                    warnings=tuple(dict.fromkeys([*notes, f"views unknown: {rule}"])),
+                    warnings=tuple(dict.fromkeys([*split_notes, f"view unknown ({rule})"])),
                 )
             )
     return images

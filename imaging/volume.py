@@ -300,7 +300,7 @@ def _tilt_step(
     """None for an untilted stack; the sheared step vector when tilt is allowed; else raise."""
     ipps = np.stack([s.ipp for s in slices])
     angle = tilt_angle_deg(ipps, normal)
-    stated = float(slices[0].ds.get("GantryDetectorTilt") or 0.0)
+    stated = (_floats([slices[0].ds.get("GantryDetectorTilt") or 0.0], 1) or (0.0,))[0]
     if angle <= TILT_TOLERANCE_DEG and abs(stated) <= TILT_TOLERANCE_DEG:
         return None
     if not allows_tilt:
@@ -549,43 +549,52 @@ def _check_recon_tomo(path: str, ds: Dataset, notes: list[str]) -> None:
     notes.append("ImageType value 3 missing: NM object taken as RECON TOMO")
 
 
-def _frame_order(path: str, ds: Dataset, n_frames: int, notes: list[str]) -> np.ndarray:
-    """Frame indices in slice order (SliceVector); other vectors must be constant."""
+def _frame_vectors(path: str, ds: Dataset, n_frames: int) -> dict[int, np.ndarray]:
+    """FrameIncrementPointer tag -> its per-frame values (checked to hold n_frames values)."""
     pointers = ds.get("FrameIncrementPointer")
     tags = [] if pointers is None else [pointers] if isinstance(pointers, int) else list(pointers)
-    order = np.arange(n_frames)
-    if not tags:
-        notes.append("FrameIncrementPointer missing: frames taken in slice order")
+    vectors: dict[int, np.ndarray] = {}
     for tag in map(Tag, tags):
-        vector = ds.get(tag)
-        values = np.asarray(vector.value if vector is not None else [], dtype=np.int64)
+        element = ds.get(tag)
+        values = np.asarray(element.value if element is not None else [], dtype=np.int64)
         if values.shape != (n_frames,):
             raise InvalidInputError(
                 f"{tag} holds {values.size} values; expected {n_frames} (NumberOfFrames)",
                 code="frame_vector_invalid",
                 path=path,
             )
-        if tag == _SLICE_VECTOR:
-            order = np.argsort(values, kind="stable")
-            if len(set(values.tolist())) != n_frames:
-                raise InvalidInputError(
-                    "SliceVector repeats slice numbers; expected one frame per slice",
-                    code="frame_vector_invalid",
-                    path=path,
-                )
-        elif len(set(values.tolist())) > 1:
+        vectors[int(tag)] = values
+    return vectors
+
+
+def _frame_order(path: str, ds: Dataset, n_frames: int, notes: list[str]) -> np.ndarray:
+    """Frame indices in slice order (SliceVector); other vectors must be constant."""
+    vectors = _frame_vectors(path, ds, n_frames)
+    if not vectors:
+        notes.append("FrameIncrementPointer missing: frames taken in slice order")
+    for tag, values in vectors.items():
+        if tag != _SLICE_VECTOR and len(set(values.tolist())) > 1:
             raise UnsupportedAcquisitionError(
-                f"{tag} ({vector.keyword}) varies across frames: a multi-dimensional "
+                f"{Tag(tag)} ({ds[tag].keyword}) varies across frames: a multi-dimensional "
                 "reconstruction (gates, windows or detectors) is not one volume",
                 code="multi_dimensional_recon",
                 path=path,
             )
-    return order
+    slices = vectors.get(_SLICE_VECTOR)
+    if slices is None:
+        return np.arange(n_frames)
+    if len(set(slices.tolist())) != n_frames:
+        raise InvalidInputError(
+            "SliceVector repeats slice numbers; expected one frame per slice",
+            code="frame_vector_invalid",
+            path=path,
+        )
+    return np.argsort(slices, kind="stable")
 
 
 def _nm_geometry(
     path: str, ds: Dataset, notes: list[str]
-) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, float], float]:
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], float]:
     """(IPP, IOP, PixelSpacing, signed slice step mm) of an NM RECON TOMO object."""
     detector = (ds.get("DetectorInformationSequence") or [Dataset()])[0]
     ipp = _floats(detector.get("ImagePositionPatient"), 3)

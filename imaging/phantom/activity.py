@@ -215,6 +215,7 @@ def draw_activity_model(
         suv_factor = weight_kg * 1000.0 / (injected * 1000.0 * decay)
         liver = suv[Tissue.LIVER] / suv_factor
         diffuse = float(rng.uniform(0.85, 1.15)) * ratios[Tissue.SPLEEN] if diffuse_liver else None
+    ratios[Tissue.KIDNEY_RIGHT] = ratios[Tissue.KIDNEY_LEFT]  # one kidney value per study
     return ActivityModel(
         tracer=info,
         hours_post_injection=hours_post_injection,

@@ -509,14 +509,15 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
     parts.append((T.LIVER, _ell(liver_c, liver_a, keep_halfspace=liver_cut)))
     stomach_c = (W * 0.16 + jit(5), -30.0, z_diaphragm - 45.0 * s)
     parts.append((T.STOMACH, _ell(stomach_c, (45.0 * size(), 32.0, 55.0 * s), angle=20.0)))
+    # the spleen is always drawn (so the rest of the body does not depend on splenectomy)
+    spleen_scale = size(0.75, 1.35)
+    spleen_c = (W * 0.31 + jit(5), D * 0.16 + jit(4), z_diaphragm - 55.0 * s + jit(6))
+    spleen_a = (
+        26.0 * spleen_scale ** (1 / 3),
+        42.0 * spleen_scale ** (1 / 3),
+        52.0 * s * spleen_scale ** (1 / 3),
+    )
     if not splenectomy:
-        spleen_scale = size(0.75, 1.35)
-        spleen_c = (W * 0.31 + jit(5), D * 0.16 + jit(4), z_diaphragm - 55.0 * s + jit(6))
-        spleen_a = (
-            26.0 * spleen_scale ** (1 / 3),
-            42.0 * spleen_scale ** (1 / 3),
-            52.0 * s * spleen_scale ** (1 / 3),
-        )
         parts.append((T.SPLEEN, _ell(spleen_c, spleen_a, angle=35.0)))
     k_scale = size(0.85, 1.15)
     for tissue, side, dz in ((T.KIDNEY_RIGHT, -1.0, -12.0), (T.KIDNEY_LEFT, 1.0, 8.0)):

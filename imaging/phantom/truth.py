@@ -1,0 +1,444 @@
+"""The physical truth of a phantom study, as frozen dataclasses with ``to_json``.
+
+Grades and the expected decision are *not* computed here (imaging knows no grading rules):
+``octoscan.pipelines.phantom_truth`` adds them from the configured thresholds.
+
+Planar "apparent" values emulate what a reader sees on the conjugate-view geometric mean (GM)
+of the two whole-body views, measured on the **noise-free** expectation at the study's count
+level, with the posterior view mirrored and aligned onto the anterior grid:
+
+* **Reference regions**: liver, a disk of radius 15 mm (3 cm) where the projected right lobe
+  is thickest, at least 10 mm inside the projected liver edge, at least 10 mm clear of any
+  other organ with uptake and at least 15 mm clear of every lesion footprint; spleen, a disk
+  of radius 10 mm (2 cm) where the projected spleen is thickest under the same clearances;
+  kidney, the same 2 cm disk in the left kidney (the right one when the left has no clear
+  spot). The reference value is the mean GM over the disk.
+* **Footprint** of a lesion: the anterior-grid pixels whose centres fall inside the lesion's
+  projection along y (an ellipse in (x, z)); at least the pixel holding the centre.
+* **Apparent peak**: the maximum GM inside the footprint; apparent ratio = peak / reference
+  mean (liver, spleen, kidney).
+* **Local background** B: the median GM over a ring R + 15 mm <= r <= R + 30 mm around the
+  lesion centre (R: the footprint's larger semi-axis), leaving out pixels within 10 mm of
+  another lesion's footprint.
+* **Contrast** = (peak - B) / B.
+* **Contrast-to-noise** (a Rose-model detectability of the whole footprint): with N footprint
+  pixels, signal S = sum over the footprint of (GM - B); noise sigma = sqrt(N * (A_b + P_b)
+  / 4), where A_b and P_b are the ring medians of the noise-free anterior and aligned
+  posterior counts per pixel (for GM = sqrt(A P) with Poisson A and P,
+  var(GM) ~= (A + P) / 4 per pixel). CNR = S / sigma.
+* **Visible** when contrast >= 0.10 and CNR >= 5.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from octoscan.imaging.phantom.anatomy import UPTAKE_ORGANS, Grid, Tissue
+from octoscan.imaging.phantom.lesions import Lesion
+from octoscan.imaging.phantom.planar import PlanarSimulation, project_mask_thickness
+
+LIVER_REFERENCE_RADIUS_MM = 15.0
+SPLEEN_REFERENCE_RADIUS_MM = 10.0
+KIDNEY_REFERENCE_RADIUS_MM = 10.0
+REFERENCE_EDGE_CLEARANCE_MM = 10.0
+REFERENCE_ORGAN_CLEARANCE_MM = 10.0
+REFERENCE_LESION_CLEARANCE_MM = 15.0
+RING_INNER_MM = 15.0
+RING_OUTER_MM = 30.0
+RING_LESION_CLEARANCE_MM = 10.0
+VISIBLE_MIN_CONTRAST = 0.10
+VISIBLE_MIN_CNR = 5.0
+TRUTH_SCHEMA = "octoscan-phantom-truth/1"
+
+
+@dataclass(frozen=True)
+class OrganTruth:
+    """A normal organ: true concentration (kBq/mL at acquisition), ratio to normal liver,
+    volume (mL); ``suv`` for PET."""
+
+    name: str
+    concentration_kbq_per_ml: float
+    ratio_to_liver: float
+    volume_ml: float
+    suv: float | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceRegion:
+    """A reference disk on the anterior planar grid and its noise-free GM mean (counts)."""
+
+    organ: str
+    center_rc: tuple[float, float]
+    radius_mm: float
+    n_pixels: int
+    mean_gm: float
+
+
+@dataclass(frozen=True)
+class PlanarLesionTruth:
+    """How a lesion appears on the noise-free GM of one planar acquisition (see module doc)."""
+
+    hours_post_injection: float
+    center_rc: tuple[float, float]
+    peak_rc: tuple[int, int]
+    footprint_pixels: int
+    peak_gm: float
+    local_background_gm: float
+    apparent_ratio_liver: float | None
+    apparent_ratio_spleen: float | None
+    apparent_ratio_kidney: float | None
+    contrast: float
+    cnr: float
+    visible: bool
+
+
+@dataclass(frozen=True)
+class PlanarTruth:
+    """One planar whole-body acquisition: grid, counts and reference regions."""
+
+    hours_post_injection: float
+    rows: int
+    cols: int
+    pixel_spacing_mm: float
+    expected_counts_anterior: float
+    expected_counts_posterior: float
+    counts_anterior: int
+    counts_posterior: int
+    posterior_shift_rc: tuple[float, float]
+    references: Mapping[str, ReferenceRegion]
+    method: str = "noise-free conjugate-view geometric mean, posterior mirrored and aligned"
+
+
+@dataclass(frozen=True)
+class LesionTruth:
+    """One lesion: geometry (LPS mm), true concentration and ratios, planar appearance.
+
+    ``true_ratio_spleen`` is None without a spleen. ``planar`` holds one entry per planar
+    acquisition, in the order of :attr:`StudyTruth.planar`. ``suv`` for PET studies.
+    """
+
+    id: str
+    site: str
+    center_lps_mm: tuple[float, float, float]
+    semi_axes_mm: tuple[float, float, float]
+    angle_deg: float
+    diameter_mm: float
+    equivalent_diameter_mm: float
+    volume_ml: float
+    concentration_kbq_per_ml: float
+    true_ratio_liver: float
+    true_ratio_spleen: float | None
+    true_ratio_kidney: float | None
+    depth_anterior_mm: float
+    depth_posterior_mm: float
+    planar: tuple[PlanarLesionTruth, ...] = ()
+    suv: float | None = None
+
+
+@dataclass(frozen=True)
+class SeriesTruth:
+    """A written DICOM series: what it holds and where (folder relative to the study)."""
+
+    role: str
+    modality: str
+    series_instance_uid: str
+    series_description: str
+    folder: str
+    n_files: int
+    hours_post_injection: float | None = None
+    frame_of_reference_uid: str | None = None
+    sop_class_uid: str = ""
+    transfer_syntax_uid: str = ""
+
+
+@dataclass(frozen=True)
+class StudyTruth:
+    """Everything known about one phantom study (one StudyInstanceUID)."""
+
+    seed: int
+    kind: str
+    tracer: str
+    radionuclide: str
+    study_instance_uid: str
+    patient_name: str
+    patient_id: str
+    weight_kg: float
+    height_m: float
+    injected_activity_mbq: float
+    hours_post_injection: float
+    splenectomy: bool
+    diffuse_liver_involvement: bool
+    single_view: bool
+    variants: tuple[str, ...]
+    organs: tuple[OrganTruth, ...]
+    lesions: tuple[LesionTruth, ...]
+    planar: tuple[PlanarTruth, ...] = ()
+    primary_planar_index: int | None = None
+    series: tuple[SeriesTruth, ...] = field(default_factory=tuple)
+    count_level: float | None = None
+
+    @property
+    def primary_planar(self) -> PlanarTruth | None:
+        if self.primary_planar_index is None:
+            return None
+        return self.planar[self.primary_planar_index]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (floats rounded to 6 significant digits)."""
+        return _clean(asdict(self))
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        v = float(obj)
+        if not math.isfinite(v):
+            return None
+        return float(f"{v:.6g}")
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+# ---- planar measurements ---------------------------------------------------------------
+
+
+def _disk(shape: tuple[int, int], center: tuple[float, float], radius_px: float) -> np.ndarray:
+    r = np.arange(shape[0])[:, None]
+    c = np.arange(shape[1])[None, :]
+    return (r - center[0]) ** 2 + (c - center[1]) ** 2 <= radius_px**2
+
+
+def _projected_semi_axes_mm(lesion: Lesion) -> tuple[float, float]:
+    """(x, z) semi-axes of the lesion's projection along y."""
+    a, b, c = lesion.semi_axes_mm
+    th = math.radians(lesion.angle_deg)
+    return math.sqrt((a * math.cos(th)) ** 2 + (b * math.sin(th)) ** 2), c
+
+
+def lesion_footprint(
+    lesion: Lesion, sim: PlanarSimulation
+) -> tuple[np.ndarray, tuple[float, float], float]:
+    """(boolean footprint on the anterior grid, centre (row, col), larger semi-axis mm)."""
+    geo = sim.geometry
+    r0, c0 = geo.anterior_rc(lesion.center_mm[0], lesion.center_mm[2])
+    ax, az = _projected_semi_axes_mm(lesion)
+    p = geo.pixel_mm
+    rr = np.arange(geo.rows)[:, None]
+    cc = np.arange(geo.cols)[None, :]
+    mask = ((cc - c0) * p / ax) ** 2 + ((rr - r0) * p / az) ** 2 <= 1.0
+    if not mask.any():
+        ri, ci = round(r0), round(c0)
+        if 0 <= ri < geo.rows and 0 <= ci < geo.cols:
+            mask[ri, ci] = True
+    return mask, (r0, c0), max(ax, az)
+
+
+def _place_reference(
+    organ_thickness: np.ndarray,
+    other_thickness: np.ndarray,
+    lesion_mask: np.ndarray,
+    *,
+    radius_mm: float,
+    pixel_mm: float,
+    prefer_cols: np.ndarray | None = None,
+) -> tuple[float, float] | None:
+    """Centre (row, col) of a reference disk, or None when no spot satisfies the clearances.
+
+    Tries the strict clearances first, then relaxes them in steps.
+    """
+    organ = organ_thickness > 1.0
+    if not organ.any():
+        return None
+    inside = ndimage.distance_transform_edt(organ) * pixel_mm
+    other_free = ndimage.distance_transform_edt(other_thickness <= 1.0) * pixel_mm
+    lesion_free = ndimage.distance_transform_edt(~lesion_mask) * pixel_mm
+    tmax = float(organ_thickness.max())
+    for relax in (1.0, 0.5, 0.0):
+        ok = (
+            organ
+            & (inside >= radius_mm + relax * REFERENCE_EDGE_CLEARANCE_MM)
+            & (other_free >= radius_mm + relax * REFERENCE_ORGAN_CLEARANCE_MM)
+            & (lesion_free >= radius_mm + relax * REFERENCE_LESION_CLEARANCE_MM)
+            & (organ_thickness >= (0.5 if relax else 0.2) * tmax)
+        )
+        if prefer_cols is not None and (ok & prefer_cols).any():
+            ok &= prefer_cols
+        if ok.any():
+            score = np.where(ok, organ_thickness, -1.0)
+            r, c = np.unravel_index(int(np.argmax(score)), score.shape)
+            return float(r), float(c)
+    return None
+
+
+def measure_planar(
+    sim: PlanarSimulation,
+    labels: np.ndarray,
+    grid: Grid,
+    lesions: Sequence[Lesion],
+    *,
+    hours_post_injection: float,
+) -> tuple[PlanarTruth, tuple[PlanarLesionTruth, ...]]:
+    """Reference regions and every lesion's apparent values on the noise-free GM."""
+    geo = sim.geometry
+    gm = sim.geometric_mean_expected
+    a_exp = sim.anterior_expected
+    p_exp = sim.posterior_aligned_expected
+    p = geo.pixel_mm
+
+    footprints = [lesion_footprint(les, sim) for les in lesions]
+    any_lesion = np.zeros(gm.shape, dtype=bool)
+    for fp, _, _ in footprints:
+        any_lesion |= fp
+
+    def thickness(tissues: Sequence[Tissue]) -> np.ndarray:
+        return project_mask_thickness(np.isin(labels, [int(t) for t in tissues]), grid, geo)
+
+    liver_t = thickness([Tissue.LIVER])
+    spleen_t = thickness([Tissue.SPLEEN])
+    kid_l = thickness([Tissue.KIDNEY_LEFT])
+    kid_r = thickness([Tissue.KIDNEY_RIGHT])
+    uptake = [t for t in UPTAKE_ORGANS]
+
+    def others(exclude: Tissue) -> np.ndarray:
+        return thickness([t for t in uptake if t != exclude])
+
+    _, x_cols = geo.pixel_centres_mm()
+    right_side = np.broadcast_to((x_cols < 0.0)[None, :], gm.shape)
+    refs: dict[str, ReferenceRegion] = {}
+
+    def add_ref(name: str, centre: tuple[float, float] | None, radius: float) -> None:
+        if centre is None:
+            return
+        disk = _disk(gm.shape, centre, radius / p)
+        refs[name] = ReferenceRegion(
+            organ=name,
+            center_rc=centre,
+            radius_mm=radius,
+            n_pixels=int(disk.sum()),
+            mean_gm=float(gm[disk].mean()),
+        )
+
+    add_ref(
+        "liver",
+        _place_reference(
+            liver_t,
+            others(Tissue.LIVER),
+            any_lesion,
+            radius_mm=LIVER_REFERENCE_RADIUS_MM,
+            pixel_mm=p,
+            prefer_cols=right_side,
+        ),
+        LIVER_REFERENCE_RADIUS_MM,
+    )
+    add_ref(
+        "spleen",
+        _place_reference(
+            spleen_t, others(Tissue.SPLEEN), any_lesion, radius_mm=SPLEEN_REFERENCE_RADIUS_MM,
+            pixel_mm=p,
+        ),
+        SPLEEN_REFERENCE_RADIUS_MM,
+    )
+    for name, t, tissue in (
+        ("kidney", kid_l, Tissue.KIDNEY_LEFT),
+        ("kidney", kid_r, Tissue.KIDNEY_RIGHT),
+    ):
+        if "kidney" in refs:
+            break
+        add_ref(
+            name,
+            _place_reference(
+                t, others(tissue), any_lesion, radius_mm=KIDNEY_REFERENCE_RADIUS_MM, pixel_mm=p
+            ),
+            KIDNEY_REFERENCE_RADIUS_MM,
+        )
+
+    rr = np.arange(geo.rows)[:, None]
+    cc = np.arange(geo.cols)[None, :]
+    lesion_truths: list[PlanarLesionTruth] = []
+    for k, (fp, (r0, c0), big) in enumerate(footprints):
+        others_fp = np.zeros(gm.shape, dtype=bool)
+        for j, (fpj, _, _) in enumerate(footprints):
+            if j != k:
+                others_fp |= fpj
+        near_other = (
+            ndimage.distance_transform_edt(~others_fp) * p < RING_LESION_CLEARANCE_MM
+            if others_fp.any()
+            else np.zeros(gm.shape, dtype=bool)
+        )
+        dist = np.hypot((rr - r0) * p, (cc - c0) * p)
+        ring = (dist >= big + RING_INNER_MM) & (dist <= big + RING_OUTER_MM) & ~near_other & ~fp
+        if not ring.any():
+            ring = (dist >= big + RING_INNER_MM) & (dist <= big + RING_OUTER_MM)
+        values = np.where(fp, gm, -np.inf)
+        peak_idx = np.unravel_index(int(np.argmax(values)), gm.shape)
+        peak = float(gm[peak_idx])
+        bkg = float(np.median(gm[ring]))
+        a_b = float(np.median(a_exp[ring]))
+        p_b = float(np.median(p_exp[ring]))
+        n = int(fp.sum())
+        signal = float((gm[fp] - bkg).sum())
+        sigma = math.sqrt(max(n * (a_b + p_b) / 4.0, 1e-12))
+        contrast = (peak - bkg) / bkg if bkg > 0 else math.inf
+        cnr = signal / sigma
+
+        def ratio(name: str, peak: float = peak) -> float | None:
+            ref = refs.get(name)
+            return peak / ref.mean_gm if ref is not None and ref.mean_gm > 0 else None
+
+        lesion_truths.append(
+            PlanarLesionTruth(
+                hours_post_injection=hours_post_injection,
+                center_rc=(round(r0, 3), round(c0, 3)),
+                peak_rc=(int(peak_idx[0]), int(peak_idx[1])),
+                footprint_pixels=n,
+                peak_gm=peak,
+                local_background_gm=bkg,
+                apparent_ratio_liver=ratio("liver"),
+                apparent_ratio_spleen=ratio("spleen"),
+                apparent_ratio_kidney=ratio("kidney"),
+                contrast=contrast,
+                cnr=cnr,
+                visible=bool(contrast >= VISIBLE_MIN_CONTRAST and cnr >= VISIBLE_MIN_CNR),
+            )
+        )
+    planar = PlanarTruth(
+        hours_post_injection=hours_post_injection,
+        rows=geo.rows,
+        cols=geo.cols,
+        pixel_spacing_mm=geo.pixel_mm,
+        expected_counts_anterior=float(a_exp.sum()),
+        expected_counts_posterior=float(sim.posterior_expected.sum()),
+        counts_anterior=int(sim.anterior_counts.sum()),
+        counts_posterior=int(sim.posterior_counts.sum()),
+        posterior_shift_rc=sim.posterior_shift_rc,
+        references=refs,
+    )
+    return planar, tuple(lesion_truths)
+
+
+def surface_depths_mm(labels: np.ndarray, grid: Grid, center_mm: Sequence[float]) -> tuple[float, float]:
+    """(anterior, posterior) depth (mm) of a point below the body surface along y."""
+    iz = round((center_mm[2] - grid.origin_mm[2]) / grid.spacing_mm[0])
+    ix = round((center_mm[0] - grid.origin_mm[0]) / grid.spacing_mm[2])
+    iz = min(max(iz, 0), grid.shape[0] - 1)
+    ix = min(max(ix, 0), grid.shape[2] - 1)
+    column = np.flatnonzero(labels[iz, :, ix] != Tissue.AIR)
+    if column.size == 0:
+        return 0.0, 0.0
+    y = grid.axis_mm(1)
+    half = grid.spacing_mm[1] / 2.0
+    front = float(y[column[0]]) - half
+    back = float(y[column[-1]]) + half
+    return max(center_mm[1] - front, 0.0), max(back - center_mm[1], 0.0)

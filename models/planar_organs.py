@@ -1,0 +1,592 @@
+"""Body outline, orientation and physiological organs on a planar (conjugate-view) image.
+
+Everything is measured in millimetres through the pixel spacing and in intensities relative
+to the image itself, so matrix size, pixel size and count level do not matter.
+
+Conventions. The scoring image lies on the anterior view's grid. In the standard display of
+an anterior view the patient's right is on the viewer's left (low column index) and the head
+is at row 0. Work happens in a *canonical frame* with exactly that layout; when the image is
+stored feet first (head at the bottom) or the liver appears on the image right, the frame
+flips rows and/or columns, says so in a warning, and every mask and point is mapped back to
+the stored grid on output.
+
+Method (all thresholds from ``[planar.organs]``):
+
+1. Body: the image smoothed to organ scale, thresholded at a fraction of the median soft-tissue
+   level, largest connected part, holes filled.
+2. Orientation (whole-body images only): the end whose body rows split into two runs (legs) is
+   the feet; when that is unclear, the count-weighted centre of organ-level uptake (upper
+   abdomen) lies in the cranial half.
+3. Organ-scale image: smoothed, then a grey opening with a disk that removes lesion-sized hot
+   spots. Its regional maxima seed a watershed inside the organ-level region (a multiple of
+   the soft-tissue level); neighbouring basins joined by a high saddle are merged.
+4. Classification by anatomy: the liver is the largest basin in the upper torso (its side
+   fixes the laterality); kidneys are basins with more counts on the posterior view, left and
+   right of the midline; the spleen is the hottest remaining basin on the side opposite the
+   liver, at liver height; the bladder is the lowest midline basin below the kidneys. Each
+   organ's mask is its basin above half of the organ's own level, so that a lesion next to
+   an organ keeps its own basin.
+5. Head and neck: the zone above the shoulders, where midline hot spots are pituitary or
+   thyroid (physiological).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.feature import peak_local_max
+from skimage.morphology import disk, ellipse, opening
+from skimage.segmentation import watershed
+
+from octoscan.models.config import OrganConfig
+from octoscan.models.stats import fwhm_to_sigma_px, smooth
+from octoscan.models.types import OrganRegion
+
+_MERGE_SADDLE_FRACTION = 0.92  # basins joined by a saddle above this fraction of the lower peak
+_HALF = 0.5  # organ masks: the basin above half of the organ's own level
+_SPLEEN_MAX_ROW_OFFSET_MM = 200.0  # spleen centre within this distance of the liver's rows
+_KIDNEY_LATERAL_RANGE = (0.05, 0.42)  # |offset from midline| / torso width
+_LIVER_LATERAL_MIN = 0.04  # liver centre at least this far from the midline (/ torso width)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Canonical frame: flips (rows, cols) that take the stored grid to standard display."""
+
+    shape: tuple[int, int]
+    flip_rows: bool
+    flip_cols: bool
+
+    def to_canonical(self, arr: np.ndarray) -> np.ndarray:
+        out = arr
+        if self.flip_rows:
+            out = out[::-1, :]
+        if self.flip_cols:
+            out = out[:, ::-1]
+        return out
+
+    def to_stored(self, arr: np.ndarray) -> np.ndarray:
+        """Canonical -> stored (the flips are their own inverse)."""
+        return np.ascontiguousarray(self.to_canonical(arr))
+
+    def point_to_stored(self, rc: tuple[float, float]) -> tuple[float, float]:
+        r, c = rc
+        if self.flip_rows:
+            r = self.shape[0] - 1 - r
+        if self.flip_cols:
+            c = self.shape[1] - 1 - c
+        return (float(r), float(c))
+
+    def point_to_canonical(self, rc: tuple[float, float]) -> tuple[float, float]:
+        return self.point_to_stored(rc)
+
+
+@dataclass(frozen=True)
+class OrganMap:
+    """Result of :func:`find_organs`.
+
+    Masks in ``organs`` and ``body`` are on the stored grid. ``frame`` maps to the canonical
+    frame in which the rest of planar scoring works; ``canonical_*`` fields are in that frame.
+    ``soft_tissue_level`` is the median body level of the organ-scale image (counts per pixel).
+    ``head_neck_rows`` (canonical, [start, stop)) is the zone above the shoulders, None when
+    the image does not show it. ``midline_col`` (canonical) is the body's midline.
+    """
+
+    body: np.ndarray
+    organs: tuple[OrganRegion, ...]
+    frame: Frame
+    orientation: str
+    whole_body: bool
+    soft_tissue_level: float
+    midline_col: float
+    torso_width_mm: float
+    head_neck_rows: tuple[int, int] | None
+    canonical_organ_image: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+    def organ(self, name: str) -> OrganRegion | None:
+        for o in self.organs:
+            if o.organ == name:
+                return o
+        return None
+
+    def canonical_mask(self, name: str) -> np.ndarray | None:
+        o = self.organ(name)
+        if o is None or o.mask is None:
+            return None
+        return self.frame.to_canonical(o.mask)
+
+
+@dataclass
+class _Basin:
+    label: int
+    mask: np.ndarray  # canonical, half-level mask
+    full: np.ndarray  # canonical, whole basin
+    peak: float
+    level: float
+    area_cm2: float
+    row_mm: float
+    col_mm: float
+    offset: float  # signed lateral offset from the midline / torso width (+ = image right)
+    pa_ratio: float | None
+
+
+def _footprint(radius_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
+    rr = max(1, round(radius_mm / spacing_mm[0]))
+    rc = max(1, round(radius_mm / spacing_mm[1]))
+    if rr == rc:
+        return disk(rr, decomposition="sequence")
+    return ellipse(rc, rr)
+
+
+def grey_open(image: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
+    """Grey opening with a disk of ``radius_mm`` (an ellipse in pixels for anisotropic grids)."""
+    fp = _footprint(radius_mm, spacing_mm)
+    return opening(image, fp)
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    lab, n = ndimage.label(mask)
+    if n <= 1:
+        return mask.copy()
+    sizes = ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1))
+    return lab == (int(np.argmax(sizes)) + 1)
+
+
+def body_mask(
+    smoothed: np.ndarray, *, fraction: float
+) -> tuple[np.ndarray, float]:
+    """Body outline of a smoothed planar image and the median soft-tissue level.
+
+    Pixels above 1 % of the 99.5th percentile are "not air"; their median is the soft-tissue
+    level; the body is everything above ``fraction`` of it (largest part, holes filled).
+    """
+    hi = float(np.percentile(smoothed, 99.5))
+    if hi <= 0.0:
+        return np.zeros(smoothed.shape, dtype=bool), 0.0
+    not_air = smoothed > 0.01 * hi
+    soft = float(np.median(smoothed[not_air]))
+    body = smoothed > fraction * soft
+    body = _largest_component(body)
+    body = ndimage.binary_fill_holes(body)
+    return body, soft
+
+
+def _runs_per_row(mask: np.ndarray) -> np.ndarray:
+    padded = np.pad(mask.astype(np.int8), ((0, 0), (1, 1)))
+    return (np.diff(padded, axis=1) == 1).sum(axis=1)
+
+
+def _orientation(
+    body: np.ndarray, organ_image: np.ndarray, organ_level: float
+) -> tuple[bool, str, list[str]]:
+    """(flip_rows, description, warnings) for a whole-body image."""
+    rows = np.flatnonzero(body.any(axis=1))
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    n = r1 - r0
+    band = max(3, n // 8)
+    runs = _runs_per_row(body)
+    top_two = float(np.mean(runs[r0 : r0 + band] >= 2))
+    bottom_two = float(np.mean(runs[r1 - band : r1] >= 2))
+    weights = np.where(body & (organ_image > organ_level), organ_image, 0.0)
+    total = float(weights.sum())
+    centroid = (
+        float((weights.sum(axis=1) * np.arange(body.shape[0])).sum() / total - r0) / n
+        if total > 0
+        else 0.5
+    )
+    legs_cue = bottom_two - top_two  # > 0: legs at the bottom: head first
+    if abs(legs_cue) >= 0.3:
+        flip = legs_cue < 0
+        how = "two-legged end of the body"
+    elif abs(centroid - 0.5) >= 0.05:
+        flip = centroid > 0.5
+        how = "position of the abdominal organs"
+    else:
+        return False, "head at row 0 (assumed: orientation not determined)", [
+            "whole-body orientation could not be determined from the image; head assumed at "
+            "row 0"
+        ]
+    if flip:
+        return True, f"feet at row 0 (from the {how}): rows reversed for scoring", [
+            f"image stored feet first (head at the last row, judged from the {how}); scored "
+            "with rows reversed and positions reported on the stored grid"
+        ]
+    return False, f"head at row 0 (from the {how})", []
+
+
+def _merge_basins(labels: np.ndarray, image: np.ndarray, peaks: dict[int, float]) -> np.ndarray:
+    """Merge neighbouring basins whose saddle is above a fraction of the lower peak."""
+    parent = {k: k for k in peaks}
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    saddles: dict[tuple[int, int], float] = {}
+    for axis in (0, 1):
+        a = labels
+        b = np.roll(labels, -1, axis=axis)
+        va = image
+        vb = np.roll(image, -1, axis=axis)
+        sl = [slice(None), slice(None)]
+        sl[axis] = slice(0, labels.shape[axis] - 1)
+        a, b, va, vb = a[tuple(sl)], b[tuple(sl)], va[tuple(sl)], vb[tuple(sl)]
+        sel = (a != b) & (a > 0) & (b > 0)
+        if not sel.any():
+            continue
+        la, lb = a[sel], b[sel]
+        v = np.minimum(va[sel], vb[sel])
+        lo = np.minimum(la, lb)
+        hi = np.maximum(la, lb)
+        keys = lo.astype(np.int64) * (int(labels.max()) + 1) + hi
+        order = np.argsort(keys)
+        keys, v = keys[order], v[order]
+        uniq, start = np.unique(keys, return_index=True)
+        maxima = np.maximum.reduceat(v, start)
+        base = int(labels.max()) + 1
+        for key, val in zip(uniq.tolist(), maxima.tolist(), strict=True):
+            pair = (key // base, key % base)
+            saddles[pair] = max(saddles.get(pair, -np.inf), val)
+    for (i, j), s in sorted(saddles.items(), key=lambda kv: -kv[1]):
+        ri, rj = find(i), find(j)
+        if ri == rj:
+            continue
+        if s >= _MERGE_SADDLE_FRACTION * min(peaks[ri], peaks[rj]):
+            keep, drop = (ri, rj) if peaks[ri] >= peaks[rj] else (rj, ri)
+            parent[drop] = keep
+    lut = np.zeros(int(labels.max()) + 1, dtype=labels.dtype)
+    for k in peaks:
+        lut[k] = find(k)
+    return lut[labels]
+
+
+def find_organs(
+    image: np.ndarray,
+    *,
+    spacing_mm: tuple[float, float],
+    config: OrganConfig,
+    anterior: np.ndarray | None = None,
+    posterior: np.ndarray | None = None,
+) -> OrganMap:
+    """Locate body, orientation, liver, spleen, kidneys and bladder on a planar image.
+
+    ``image`` is the scoring image (geometric mean or single view) on the stored anterior
+    grid; ``anterior`` and ``posterior`` (mirrored, registered) on the same grid, when both
+    exist, let the kidneys be recognised by their posterior dominance. Organs not found are
+    absent from ``organs``; warnings say why.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    shape = (int(image.shape[0]), int(image.shape[1]))
+    warnings: list[str] = []
+    sigma = fwhm_to_sigma_px(config.smoothing_fwhm_mm, spacing_mm)
+    s_stored = smooth(image, sigma)
+    body_stored, soft = body_mask(s_stored, fraction=config.body_threshold_fraction)
+    if soft <= 0.0 or not body_stored.any():
+        frame = Frame(shape, False, False)
+        return OrganMap(
+            body=body_stored,
+            organs=(),
+            frame=frame,
+            orientation="unknown (empty image)",
+            whole_body=False,
+            soft_tissue_level=0.0,
+            midline_col=shape[1] / 2.0,
+            torso_width_mm=0.0,
+            head_neck_rows=None,
+            canonical_organ_image=s_stored,
+            warnings=("image holds no counts: no organ can be located",),
+        )
+    rows = np.flatnonzero(body_stored.any(axis=1))
+    length_mm = (int(rows[-1]) - int(rows[0]) + 1) * spacing_mm[0]
+    whole_body = length_mm >= config.whole_body_min_length_mm
+    organ_stored = grey_open(s_stored, config.opening_radius_mm, spacing_mm)
+    organ_level = config.organ_threshold_factor * soft
+
+    if whole_body:
+        flip_rows, orientation, w = _orientation(body_stored, organ_stored, organ_level)
+        warnings.extend(w)
+    else:
+        flip_rows, orientation = False, "head at row 0 (assumed: static view)"
+    frame = Frame(shape, flip_rows, False)
+    body = frame.to_canonical(body_stored)
+    organ_img = frame.to_canonical(organ_stored)
+    ant = frame.to_canonical(np.asarray(anterior, dtype=np.float64)) if anterior is not None else None
+    post = (
+        frame.to_canonical(np.asarray(posterior, dtype=np.float64))
+        if posterior is not None
+        else None
+    )
+    if ant is not None and post is not None:
+        ant = smooth(ant, sigma)
+        post = smooth(post, sigma)
+
+    midline, torso_width_mm = _torso_geometry(body, spacing_mm)
+    basins = _basins(
+        organ_img,
+        body,
+        organ_level=organ_level,
+        spacing_mm=spacing_mm,
+        midline=midline,
+        torso_width_mm=torso_width_mm,
+        ant=ant,
+        post=post,
+    )
+    organs_c, flip_cols, w = _classify(
+        basins,
+        body=body,
+        spacing_mm=spacing_mm,
+        whole_body=whole_body,
+        config=config,
+        have_pa=ant is not None and post is not None,
+    )
+    warnings.extend(w)
+    if flip_cols:
+        frame = Frame(shape, flip_rows, True)
+        organs_c = {k: v[:, ::-1] for k, v in organs_c.items()}
+        body = body[:, ::-1]
+        organ_img = organ_img[:, ::-1]
+        midline = shape[1] - 1 - midline
+        warnings.append(
+            "the liver appears on the image right of this anterior view (mislabelled view, "
+            "mirrored image or situs inversus): scored with columns reversed; check laterality"
+        )
+    head_neck = _head_neck_rows(body, spacing_mm) if whole_body else None
+
+    organs: list[OrganRegion] = []
+    s_canon = frame.to_canonical(s_stored)
+    pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
+    for name, mask_c in organs_c.items():
+        if not mask_c.any():
+            continue
+        rr, cc = np.nonzero(mask_c)
+        center = frame.point_to_stored((float(rr.mean()), float(cc.mean())))
+        organs.append(
+            OrganRegion(
+                organ=name,
+                center_rc=(round(center[0], 2), round(center[1], 2)),
+                mean=float(s_canon[mask_c].mean()),
+                method="planar organ-scale watershed with anatomical priors",
+                area_cm2=round(float(mask_c.sum()) * pixel_cm2, 2),
+                mask=frame.to_stored(mask_c),
+            )
+        )
+    return OrganMap(
+        body=frame.to_stored(body),
+        organs=tuple(organs),
+        frame=frame,
+        orientation=orientation,
+        whole_body=whole_body,
+        soft_tissue_level=soft,
+        midline_col=float(midline),
+        torso_width_mm=torso_width_mm,
+        head_neck_rows=head_neck,
+        canonical_organ_image=np.ascontiguousarray(organ_img),
+        warnings=tuple(warnings),
+    )
+
+
+def _torso_geometry(body: np.ndarray, spacing_mm: tuple[float, float]) -> tuple[float, float]:
+    """Midline column and torso width (mm): rows whose widest run is in the top third."""
+    widths = np.zeros(body.shape[0])
+    centres = np.full(body.shape[0], np.nan)
+    for r in np.flatnonzero(body.any(axis=1)):
+        lab, n = ndimage.label(body[r])
+        if n == 0:
+            continue
+        sizes = ndimage.sum_labels(body[r], lab, index=np.arange(1, n + 1))
+        k = int(np.argmax(sizes)) + 1
+        cols = np.flatnonzero(lab == k)
+        widths[r] = cols.size
+        centres[r] = 0.5 * (cols[0] + cols[-1])
+    valid = widths > 0
+    if not valid.any():
+        return body.shape[1] / 2.0, body.shape[1] * spacing_mm[1]
+    hi = np.percentile(widths[valid], 80)
+    torso = valid & (widths >= 0.6 * hi)
+    midline = float(np.nanmedian(centres[torso]))
+    torso_width = float(np.median(widths[torso])) * spacing_mm[1]
+    return midline, torso_width
+
+
+def _basins(
+    organ_img: np.ndarray,
+    body: np.ndarray,
+    *,
+    organ_level: float,
+    spacing_mm: tuple[float, float],
+    midline: float,
+    torso_width_mm: float,
+    ant: np.ndarray | None,
+    post: np.ndarray | None,
+) -> list[_Basin]:
+    region = body & (organ_img > organ_level)
+    if not region.any():
+        return []
+    min_dist = max(1, round(25.0 / min(spacing_mm)))
+    coords = peak_local_max(
+        np.where(region, organ_img, 0.0),
+        min_distance=min_dist,
+        threshold_abs=organ_level,
+        exclude_border=False,
+    )
+    markers = np.zeros(organ_img.shape, dtype=np.int32)
+    for k, (r, c) in enumerate(coords, start=1):
+        markers[r, c] = k
+    labels = watershed(-organ_img, markers, mask=region)
+    peaks = {k: float(organ_img[r, c]) for k, (r, c) in enumerate(coords, start=1)}
+    labels = _merge_basins(labels, organ_img, peaks)
+    pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
+    out: list[_Basin] = []
+    objects = ndimage.find_objects(labels)
+    for idx, sl in enumerate(objects, start=1):
+        if sl is None:
+            continue
+        full = np.zeros(labels.shape, dtype=bool)
+        full[sl] = labels[sl] == idx
+        values = organ_img[full]
+        peak = float(values.max())
+        level = float(np.percentile(values, 90))
+        mask = full & (organ_img >= _HALF * level)
+        mask = _largest_component(mask) if mask.any() else mask
+        if not mask.any():
+            continue
+        rr, cc = np.nonzero(mask)
+        pa = None
+        if ant is not None and post is not None:
+            a_mean = float(ant[mask].mean())
+            p_mean = float(post[mask].mean())
+            pa = p_mean / a_mean if a_mean > 0 else None
+        out.append(
+            _Basin(
+                label=idx,
+                mask=mask,
+                full=full,
+                peak=peak,
+                level=level,
+                area_cm2=float(mask.sum()) * pixel_cm2,
+                row_mm=float(rr.mean()) * spacing_mm[0],
+                col_mm=float(cc.mean()) * spacing_mm[1],
+                offset=(float(cc.mean()) - midline) * spacing_mm[1] / max(torso_width_mm, 1e-6),
+                pa_ratio=pa,
+            )
+        )
+    return out
+
+
+def _classify(
+    basins: list[_Basin],
+    *,
+    body: np.ndarray,
+    spacing_mm: tuple[float, float],
+    whole_body: bool,
+    config: OrganConfig,
+    have_pa: bool,
+) -> tuple[dict[str, np.ndarray], bool, list[str]]:
+    """Name the basins. Returns canonical masks, whether columns must flip, warnings."""
+    warnings: list[str] = []
+    organs: dict[str, np.ndarray] = {}
+    if not basins:
+        return organs, False, ["no organ-level uptake found: liver and spleen not located"]
+    rows = np.flatnonzero(body.any(axis=1))
+    top_mm = float(rows[0]) * spacing_mm[0]
+    length_mm = (float(rows[-1]) - float(rows[0]) + 1.0) * spacing_mm[0]
+
+    def rel_row(b: _Basin) -> float:
+        return (b.row_mm - top_mm) / length_mm
+
+    # liver: largest basin in the upper torso, off the midline
+    liver_cands = [
+        b
+        for b in basins
+        if b.area_cm2 >= config.liver_min_area_cm2
+        and abs(b.offset) >= _LIVER_LATERAL_MIN
+        and (not whole_body or 0.15 <= rel_row(b) <= 0.55)
+    ]
+    if not liver_cands:
+        warnings.append(
+            f"liver not found (no organ-level region of {config.liver_min_area_cm2:g} cm^2 or "
+            "more in the upper torso)"
+        )
+        return organs, False, warnings
+    liver = max(liver_cands, key=lambda b: b.area_cm2)
+    flip_cols = liver.offset > 0
+    sign = -1.0 if flip_cols else 1.0  # multiply offsets so the liver side is negative
+
+    def off(b: _Basin) -> float:
+        return b.offset * sign
+
+    organs["liver"] = liver.mask
+    rest = [b for b in basins if b is not liver]
+
+    kidneys = {name: m for name, m in (kidney_masks or {}).items()}
+    if kidneys:
+        taken = np.zeros_like(liver.mask)
+        for m in kidneys.values():
+            taken |= m
+        organs["liver"] = liver.mask & ~ndimage.binary_dilation(taken, iterations=2)
+        rest = [_minus(b, taken, spacing_mm) for b in rest]
+        rest = [b for b in rest if b is not None]
+
+    # spleen: hottest basin on the side opposite the liver at liver height, not a kidney
+    spleen_cands = [
+        b
+        for b in rest
+        if off(b) >= 0.12
+        and abs(b.row_mm - liver.row_mm) <= _SPLEEN_MAX_ROW_OFFSET_MM
+        and config.spleen_min_area_cm2 <= b.area_cm2 <= config.spleen_max_area_cm2
+        and b.level > 0.8 * liver.level
+    ]
+    if spleen_cands:
+        spleen = max(spleen_cands, key=lambda b: b.level)
+        organs["spleen"] = spleen.mask
+        rest = [b for b in rest if b is not spleen]
+    else:
+        warnings.append(
+            "spleen not found (splenectomy, or no hot organ opposite the liver at liver height)"
+        )
+    organs.update(kidneys)
+
+    # bladder: lowest midline basin below the kidneys (whole-body images)
+    if whole_body:
+        lowest_kidney = max(
+            (float(np.nonzero(k)[0].mean()) * spacing_mm[0] for k in kidneys.values()),
+            default=liver.row_mm + 100.0,
+        )
+        bl = [
+            b
+            for b in rest
+            if abs(b.offset) <= 0.15 and b.row_mm > lowest_kidney + 60.0 and rel_row(b) <= 0.75
+        ]
+        if bl:
+            organs["bladder"] = max(bl, key=lambda b: b.row_mm).mask
+    return organs, flip_cols, warnings
+
+
+def _head_neck_rows(body: np.ndarray, spacing_mm: tuple[float, float]) -> tuple[int, int] | None:
+    """Canonical rows [top of body, shoulders) of a head-first whole-body image."""
+    rows = np.flatnonzero(body.any(axis=1))
+    if rows.size == 0:
+        return None
+    r0 = int(rows[0])
+    widths = body.sum(axis=1).astype(np.float64) * spacing_mm[1]
+    search = min(body.shape[0], r0 + math.ceil(450.0 / spacing_mm[0]))
+    w = widths[r0:search]
+    if w.size < 5:
+        return None
+    head_w = float(np.max(w[: max(1, math.ceil(250.0 / spacing_mm[0]))]))
+    # shoulders: first row below the head whose width exceeds twice the narrowest neck row
+    neck_zone = w[: max(1, math.ceil(350.0 / spacing_mm[0]))]
+    below_head = int(np.argmax(neck_zone)) if neck_zone.size else 0
+    neck_rel = below_head + int(np.argmin(neck_zone[below_head:])) if neck_zone.size else 0
+    neck_w = float(w[neck_rel])
+    limit = max(2.0 * neck_w, 1.3 * head_w)
+    wide = np.flatnonzero(w[neck_rel:] >= limit)
+    if wide.size == 0:
+        return None
+    return (r0, r0 + neck_rel + int(wide[0]))
