@@ -24,7 +24,6 @@ from typing import BinaryIO
 
 import pydicom
 import pydicom.config
-from octoscan.imaging.errors import InvalidInputError
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
@@ -35,6 +34,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     MediaStorageDirectoryStorage,
 )
+
+from octoscan.imaging.errors import InvalidInputError
 
 # Stable codes raised by this module (also used by discovery's SkippedFile records).
 NOT_DICOM = "not_dicom"

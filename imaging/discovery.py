@@ -8,7 +8,8 @@ each series with a :class:`~octoscan.imaging.types.SeriesKind` and a ``kind_reas
 Nothing raises for a bad file: every file that cannot be used is recorded as a
 :class:`~octoscan.imaging.types.SkippedFile` with a stable code (those of
 :mod:`octoscan.imaging.dicom_io` plus ``duplicate_instance``, ``duplicate_instance_conflict``,
-``octoscan_output``, ``inconsistent_series``). Files that are not DICOM at all are only
+``octoscan_output``, ``inconsistent_series``, and ``internal`` for a bug, logged with its
+traceback). Files that are not DICOM at all are only
 counted (``n_non_dicom``), except those named ``*.dcm``, which are recorded as ``not_dicom``.
 
 Classification (ImageType value 3 for NM Image Storage, PS3.3 C.8.4.7):
@@ -27,32 +28,13 @@ Classification (ImageType value 3 for NM Image Storage, PS3.3 C.8.4.7):
 from __future__ import annotations
 
 import filecmp
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from octoscan.imaging.acquisition import (
-    acquisition_datetime,
-    quantitative_spect_evidence,
-    read_acquisition_info_with_warnings,
-)
-from octoscan.imaging.dicom_io import (
-    DICOMDIR,
-    NOT_DICOM,
-    check_image_header,
-    is_dicomdir,
-    read_header,
-)
-from octoscan.imaging.errors import InvalidInputError
-from octoscan.imaging.types import SeriesEntry, SeriesKind, SkippedFile, StudyIndex
-from octoscan.imaging.views import (
-    SingleViewFile,
-    ViewDecision,
-    complement_views,
-    resolve_planar_layout,
-)
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     UID,
@@ -70,6 +52,27 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
 )
 
+from octoscan.imaging.acquisition import (
+    acquisition_datetime,
+    quantitative_spect_evidence,
+    read_acquisition_info_with_warnings,
+)
+from octoscan.imaging.dicom_io import (
+    DICOMDIR,
+    NOT_DICOM,
+    check_image_header,
+    is_dicomdir,
+    read_header,
+)
+from octoscan.imaging.errors import InvalidInputError, OctoscanError
+from octoscan.imaging.types import SeriesEntry, SeriesKind, SkippedFile, StudyIndex
+from octoscan.imaging.views import (
+    SingleViewFile,
+    ViewDecision,
+    complement_views,
+    resolve_planar_layout,
+)
+
 __all__ = [
     "DUPLICATE_INSTANCE",
     "DUPLICATE_INSTANCE_CONFLICT",
@@ -81,6 +84,8 @@ __all__ = [
     "discover",
     "is_octoscan_output",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 # Series written by octoscan itself (overlays, reports, SEG) carry this SeriesDescription
 # prefix; discovery skips them so a second run never scores its own output.
@@ -320,70 +325,74 @@ def discover(root: str | Path, *, follow_symlinks: bool = False) -> StudyIndex:
             code="not_found",
             path=root_path,
         )
-    skipped: list[SkippedFile] = []
-    series: dict[tuple[str, str], _Series] = {}
-    by_sop: dict[str, str] = {}
-    radionuclides: dict[tuple[str, str], str | None] = {}
-    n_non_dicom = 0
+    state = _WalkState()
     files = _walk(root_path, follow_symlinks)
     for path in files:
-        text_path = str(path)
         try:
-            ds = read_header(path)
-        except InvalidInputError as exc:
-            if exc.code == NOT_DICOM and path.suffix.lower() != ".dcm":
-                n_non_dicom += 1
-            else:
-                skipped.append(SkippedFile(text_path, exc.code, exc.reason))
-            continue
-        if is_dicomdir(ds):
-            skipped.append(
-                SkippedFile(
-                    text_path,
-                    DICOMDIR,
-                    "DICOMDIR index, not an image; the files it lists are found by the walk",
-                )
-            )
-            continue
-        if is_octoscan_output(ds):
-            skipped.append(
-                SkippedFile(
-                    text_path,
-                    OCTOSCAN_OUTPUT,
-                    f"written by octoscan (SeriesDescription {_text(ds, 'SeriesDescription')!r} "
-                    f"starts with {OCTOSCAN_SERIES_PREFIX!r}): not an input",
-                )
-            )
-            continue
-        try:
-            check_image_header(ds, path)
-        except InvalidInputError as exc:
-            skipped.append(SkippedFile(text_path, exc.code, exc.reason))
-            continue
-        sop_uid = str(ds.SOPInstanceUID)
-        if sop_uid in by_sop:
-            skipped.append(_duplicate(text_path, by_sop[sop_uid]))
-            continue
-        by_sop[sop_uid] = text_path
-        key = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID))
-        if key not in series:
-            series[key] = _Series(key[0], key[1], ds)
-            info, _ = read_acquisition_info_with_warnings(ds)
-            radionuclides[key] = info.radionuclide
-        series[key].files.append(_file_record(text_path, ds, radionuclides[key]))
+            _index_file(path, state)
+        except OctoscanError as exc:
+            state.skipped.append(SkippedFile(str(path), exc.code, exc.reason))
+        except Exception as exc:  # a bug: keep going, say so with a traceback in the log
+            _LOG.exception("discovery failed on %s", path)
+            state.skipped.append(SkippedFile(str(path), "internal", f"{type(exc).__name__}: {exc}"))
     entries: list[SeriesEntry] = []
-    for s in series.values():
+    for s in state.series.values():
         entry, rejected = _build_entry(s)
-        skipped.extend(rejected)
+        state.skipped.extend(rejected)
         if entry is not None:
             entries.append(entry)
     return StudyIndex(
         root=str(root_path),
         series=tuple(entries),
-        skipped=tuple(skipped),
+        skipped=tuple(state.skipped),
         n_files_seen=len(files),
-        n_non_dicom=n_non_dicom,
+        n_non_dicom=state.n_non_dicom,
     )
+
+
+@dataclass
+class _WalkState:
+    skipped: list[SkippedFile] = field(default_factory=list)
+    series: dict[tuple[str, str], _Series] = field(default_factory=dict)
+    by_sop: dict[str, str] = field(default_factory=dict)
+    radionuclides: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    n_non_dicom: int = 0
+
+
+def _index_file(path: Path, state: _WalkState) -> None:
+    """Read one file's header and file it under its series, or record why it is skipped."""
+    text_path = str(path)
+    try:
+        ds = read_header(path)
+    except InvalidInputError as exc:
+        if exc.code == NOT_DICOM and path.suffix.lower() != ".dcm":
+            state.n_non_dicom += 1
+        else:
+            state.skipped.append(SkippedFile(text_path, exc.code, exc.reason))
+        return
+    if is_dicomdir(ds):
+        reason = "DICOMDIR index, not an image; the files it lists are found by the walk"
+        state.skipped.append(SkippedFile(text_path, DICOMDIR, reason))
+        return
+    if is_octoscan_output(ds):
+        reason = (
+            f"written by octoscan (SeriesDescription {_text(ds, 'SeriesDescription')!r} "
+            f"starts with {OCTOSCAN_SERIES_PREFIX!r}): not an input"
+        )
+        state.skipped.append(SkippedFile(text_path, OCTOSCAN_OUTPUT, reason))
+        return
+    check_image_header(ds, path)
+    sop_uid = str(ds.SOPInstanceUID)
+    if sop_uid in state.by_sop:
+        state.skipped.append(_duplicate(text_path, state.by_sop[sop_uid]))
+        return
+    key = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID))
+    if key not in state.radionuclides:
+        info, _ = read_acquisition_info_with_warnings(ds)
+        state.radionuclides[key] = info.radionuclide
+    record = _file_record(text_path, ds, state.radionuclides[key])
+    state.by_sop[sop_uid] = text_path
+    state.series.setdefault(key, _Series(key[0], key[1], ds)).files.append(record)
 
 
 def _duplicate(path: str, first: str) -> SkippedFile:

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
+
 from octoscan.imaging.acquisition import (
     acquisition_datetime,
     read_acquisition_info_with_warnings,
@@ -51,7 +53,6 @@ from octoscan.imaging.views import (
     complement_views,
     resolve_planar_layout,
 )
-from pydicom.dataset import Dataset
 
 __all__ = ["SIDE_BY_SIDE_MIN_WIDTH_MM", "load_planar", "split_side_by_side"]
 
@@ -75,7 +76,7 @@ def _spacing(ds: Dataset, detector: int | None) -> tuple[float, float] | None:
     for source in sources:
         value = source.get("PixelSpacing")
         try:
-            row, col = (float(v) for v in value)  # type: ignore[union-attr]
+            row, col = (float(v) for v in value)
         except (TypeError, ValueError):
             continue
         if row > 0 and col > 0 and np.isfinite(row) and np.isfinite(col):
@@ -165,8 +166,8 @@ def _group_counts(
             code="no_photopeak_window",
             path=path,
         )
-    total = np.sum(frames[list(group.frames)], axis=0, dtype=np.float64)
-    return total.astype(np.float32)
+    total = np.asarray(frames[list(group.frames)], dtype=np.float64).sum(axis=0)
+    return np.asarray(total, dtype=np.float32)
 
 
 def _load_file(

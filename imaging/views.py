@@ -46,10 +46,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from octoscan.imaging.types import View
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+
+from octoscan.imaging.types import View
 
 __all__ = [
     "ANTERIOR_CODES",
@@ -58,6 +59,7 @@ __all__ = [
     "POSTERIOR_CODES",
     "EnergyWindow",
     "PlanarLayout",
+    "SingleViewFile",
     "ViewDecision",
     "ViewGroup",
     "classify_energy_windows",
@@ -118,7 +120,6 @@ _POST_AFTER = re.compile(
     r"^\s*(inj\w*|therap\w*|tx|op\w*|void\w*|mict\w*|contrast|treat\w*|prrt|admin\w*|dose|"
     r"surg\w*|ttt)\b"
 )
-_TIME_BEFORE = re.compile(r"(\d+\s*(h|hr|hrs|hour|hours|d|day|days|min|mn))\s*$")
 _LETTER_AXES = {"L": (1, 0, 0), "R": (-1, 0, 0), "P": (0, 1, 0), "A": (0, -1, 0)}
 _LETTER_AXES |= {"H": (0, 0, 1), "F": (0, 0, -1)}
 
@@ -327,7 +328,9 @@ def patient_posture(ds: Dataset) -> tuple[str | None, str]:
 # --------------------------------------------------------------------------- view rules
 
 
-def view_from_orientation(row: Sequence[float], col: Sequence[float]) -> View | None:
+def view_from_orientation(
+    row: Sequence[float] | np.ndarray, col: Sequence[float] | np.ndarray
+) -> View | None:
     """Anterior/posterior from row and column direction cosines (LPS), None if not coronal.
 
     The normal row x column points away from the viewer; +y (posterior direction) means the
@@ -376,7 +379,8 @@ def view_from_text(text: str | None) -> View | None:
     """ANTERIOR / POSTERIOR when ``text`` names exactly one of them, else None.
 
     Words: ANT, ANTERIOR, VENTRAL / POST, POSTERIOR, DORSAL (any case, separated by
-    non-letters). "post" meaning "after" (post-injection, 24h post, post therapy) is ignored.
+    non-letters). "post" followed by injection, therapy, op ... ("24h post injection",
+    "post-therapy") means "after" and is ignored; "WB 24H POST" is a posterior view.
     """
     if not text:
         return None
@@ -384,9 +388,7 @@ def view_from_text(text: str | None) -> View | None:
     anterior = bool(_ANTERIOR_WORDS.search(low))
     posterior = False
     for m in _POSTERIOR_WORDS.finditer(low):
-        if m.group(1) == "post" and (
-            _POST_AFTER.match(low[m.end() :]) or _TIME_BEFORE.search(low[: m.start()])
-        ):
+        if m.group(1) == "post" and _POST_AFTER.match(low[m.end() :]):
             continue
         posterior = True
     if anterior == posterior:
@@ -403,6 +405,8 @@ def _code_view(seq: Sequence[Dataset] | None) -> tuple[View | None, str | None]:
     for item in seq or ():
         value = str(item.get("CodeValue") or "").strip()
         meaning = str(item.get("CodeMeaning") or "").strip()
+        if not value and not meaning:
+            continue  # an empty item says nothing
         if value in ANTERIOR_CODES:
             return View.ANTERIOR, f"{value} {meaning}".strip()
         if value in POSTERIOR_CODES:
@@ -533,14 +537,15 @@ def _complement_within(groups: list[ViewGroup], ds: Dataset) -> list[ViewGroup]:
     if len(known) != 1 or len(unknown) != 1:
         return groups
     items = _detector_items(ds)
-    angles = []
+    angles: list[float] = []
     for g in groups:
-        d = g.detector
+        if g.detector is None or not 1 <= g.detector <= len(items):
+            return groups
         try:
-            angles.append(float(items[d - 1].StartAngle) if d and d <= len(items) else None)
+            angles.append(float(items[g.detector - 1].StartAngle))
         except (AttributeError, TypeError, ValueError):
-            angles.append(None)
-    if None in angles or abs(((angles[0] - angles[1]) % 360.0) - 180.0) > 10.0:
+            return groups
+    if abs(((angles[0] - angles[1]) % 360.0) - 180.0) > 10.0:
         return groups
     k, u = known[0], unknown[0]
     decision = ViewDecision(
@@ -570,12 +575,13 @@ def resolve_planar_layout(ds: Dataset, *, radionuclide: str | None = None) -> Pl
     windows = classify_energy_windows(ds, radionuclide)
     detector_vec = vectors.get("DetectorVector")
     n_detectors = len(_detector_items(ds)) or int(ds.get("NumberOfDetectors") or 0)
+    unassigned = detector_vec is None and n_detectors > 1 and n > 1
+    if unassigned:
+        notes.append(
+            f"NumberOfDetectors {n_detectors} but no usable DetectorVector: frames cannot be "
+            "assigned to detectors, so each frame is kept apart with an unknown view"
+        )
     if detector_vec is None:
-        if n_detectors > 1 and n > 1:
-            notes.append(
-                f"NumberOfDetectors {n_detectors} but no usable DetectorVector: frames cannot be "
-                "assigned to detectors, all treated as one view of unknown origin"
-            )
         detector_vec = tuple([None] * n)  # type: ignore[list-item]
     window_vec = vectors.get("EnergyWindowVector")
     if window_vec is None and len(windows) > 1:
@@ -587,7 +593,8 @@ def resolve_planar_layout(ds: Dataset, *, radionuclide: str | None = None) -> Pl
     iop_views, iop_notes = _iop_views(ds, detectors)
     notes.extend(iop_notes)
     groups: list[ViewGroup] = []
-    for detector in detectors or [None]:
+    keys: list[int | None] = list(detectors) if detectors else [None]
+    for detector in keys:
         frames, used = [], []
         for f in range(n):
             if detector_vec[f] != detector:
@@ -602,6 +609,14 @@ def resolve_planar_layout(ds: Dataset, *, radionuclide: str | None = None) -> Pl
             used = [w.label for w in windows if w.is_photopeak]
         decision = _decide_detector(ds, detector, detectors, iop_views, posture)
         groups.append(ViewGroup(detector, decision, tuple(frames), tuple(used), summed))
+    if unassigned:
+        # never sum frames that may come from opposite heads
+        rule = "none: several detectors but no DetectorVector to assign frames to them"
+        groups = [
+            ViewGroup(None, _unknown(rule), (f,), g.energy_windows_used, ())
+            for g in groups
+            for f in g.frames
+        ]
     groups = _complement_within(groups, ds)
     for w in windows:
         if not w.is_photopeak:

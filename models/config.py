@@ -117,7 +117,7 @@ class DetectionConfig:
 
     smoothing_fwhm_mm: float = field(metadata=_r(0.0, 100.0, "mm"))
     peak_fwhm_mm: float = field(metadata=_r(0.0, 100.0, "mm"))
-    background_window_mm: float = field(metadata=_r(10.0, 1000.0, "mm"))
+    background_radius_mm: float = field(metadata=_r(2.0, 500.0, "mm"))
     min_z_score: float = field(metadata=_r(1.0, 100.0))
     min_contrast: float = field(metadata=_r(0.0, 100.0))
     segmentation_fraction: float = field(metadata=_r(0.05, 0.95))

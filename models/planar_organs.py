@@ -337,13 +337,18 @@ def find_organs(
         ant=ant,
         post=post,
     )
+    gm_smooth = smooth(frame.to_canonical(image), fwhm_to_sigma_px(10.0, spacing_mm))
     organs_c, flip_cols, w = _classify(
         basins,
         body=body,
+        organ_img=organ_img,
+        gm_smooth=gm_smooth,
+        midline=midline,
         spacing_mm=spacing_mm,
         whole_body=whole_body,
         config=config,
-        have_pa=ant is not None and post is not None,
+        ant=ant,
+        post=post,
     )
     warnings.extend(w)
     if flip_cols:
@@ -479,14 +484,168 @@ def _basins(
     return out
 
 
+def _ellipse_mask(
+    shape: tuple[int, int],
+    center: tuple[float, float],
+    half_mm: tuple[float, float],
+    spacing_mm: tuple[float, float],
+) -> np.ndarray:
+    rr = np.arange(shape[0])[:, None]
+    cc = np.arange(shape[1])[None, :]
+    return (((rr - center[0]) * spacing_mm[0] / half_mm[0]) ** 2) + (
+        ((cc - center[1]) * spacing_mm[1] / half_mm[1]) ** 2
+    ) <= 1.0
+
+
+def grow_region(
+    image: np.ndarray,
+    peak_rc: tuple[int, int],
+    *,
+    window_mm: tuple[float, float],
+    spacing_mm: tuple[float, float],
+    fraction: float = _HALF,
+    allowed: np.ndarray | None = None,
+) -> np.ndarray:
+    """Pixels connected to ``peak_rc`` above background + ``fraction`` x (peak - background).
+
+    The background is the 20th percentile of ``image`` in an elliptical ring around the
+    window (half-axes ``window_mm`` (rows, cols), ring out to 1.8 times); the region never
+    leaves the window (nor ``allowed``, when given).
+    """
+    shape = (int(image.shape[0]), int(image.shape[1]))
+    inner = _ellipse_mask(shape, peak_rc, window_mm, spacing_mm)
+    outer = _ellipse_mask(shape, peak_rc, (1.8 * window_mm[0], 1.8 * window_mm[1]), spacing_mm)
+    ring = outer & ~inner
+    if allowed is not None:
+        ring &= allowed
+    bg = float(np.percentile(image[ring], 20)) if ring.any() else 0.0
+    peak = float(image[peak_rc])
+    cand = inner & (image >= bg + fraction * (peak - bg))
+    if allowed is not None:
+        cand &= allowed
+    lab, _ = ndimage.label(cand)
+    k = lab[peak_rc]
+    return lab == k if k > 0 else np.zeros(shape, dtype=bool)
+
+
+_KIDNEY_WINDOW_MM = (75.0, 45.0)  # half-axes (rows, cols) of a kidney's search window
+_KIDNEY_OFFSET_MM = (25.0, 140.0)  # |centre - midline|
+_KIDNEY_PAIR_MAX_DROW_MM = 50.0
+_KIDNEY_PAIR_MAX_DOFFSET_MM = 50.0
+_KIDNEY_DOG_SIGMA_MM = (18.0, 30.0)
+
+
+def _find_kidneys(
+    gm_smooth: np.ndarray,
+    body: np.ndarray,
+    *,
+    liver: _Basin,
+    side_sign: float,
+    midline: float,
+    spacing_mm: tuple[float, float],
+    config: OrganConfig,
+    ant: np.ndarray | None,
+    post: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """Kidneys as a pair of kidney-sized blobs either side of the spine.
+
+    Blobs: maxima of a difference of Gaussians (kidney scale) of the posterior view (the
+    kidneys lie posterior) or of the scoring image without one. A pair lies at about the
+    same height and distance from the midline; with both views each blob must have more
+    counts on the posterior view. Without a pair, a single posterior-dominant blob on the
+    liver side at or below the liver's centre is taken as the right kidney.
+    """
+    have_pa = ant is not None and post is not None
+    base = post if post is not None else gm_smooth
+    s1 = (_KIDNEY_DOG_SIGMA_MM[0] / spacing_mm[0], _KIDNEY_DOG_SIGMA_MM[0] / spacing_mm[1])
+    s2 = (_KIDNEY_DOG_SIGMA_MM[1] / spacing_mm[0], _KIDNEY_DOG_SIGMA_MM[1] / spacing_mm[1])
+    dog = smooth(base, s1) - smooth(base, s2)
+    rows = np.arange(body.shape[0])[:, None] * spacing_mm[0]
+    zone = body & (rows >= liver.row_mm - 60.0) & (rows <= liver.row_mm + 220.0)
+    if not zone.any() or float(dog[zone].max()) <= 0.0:
+        return {}
+    peaks = peak_local_max(
+        np.where(zone, dog, 0.0),
+        min_distance=max(1, round(10.0 / min(spacing_mm))),
+        threshold_abs=0.1 * float(dog[zone].max()),
+        exclude_border=False,
+    )
+    cands = []
+    for r, c in peaks:
+        dx = (float(c) - midline) * spacing_mm[1] * side_sign  # liver side negative
+        if not _KIDNEY_OFFSET_MM[0] <= abs(dx) <= _KIDNEY_OFFSET_MM[1]:
+            continue
+        pa = None
+        if have_pa:
+            assert ant is not None and post is not None
+            a = float(ant[r, c])
+            pa = float(post[r, c]) / a if a > 0 else None
+            if pa is None or pa < config.kidney_min_posterior_anterior_ratio:
+                continue
+        cands.append((int(r), int(c), dx, float(dog[r, c])))
+    best: tuple[float, tuple[int, int, float, float], tuple[int, int, float, float]] | None = None
+    for ri in cands:
+        for le in cands:
+            if not (ri[2] < 0.0 < le[2]):
+                continue
+            if abs(ri[0] - le[0]) * spacing_mm[0] > _KIDNEY_PAIR_MAX_DROW_MM:
+                continue
+            if abs(abs(ri[2]) - abs(le[2])) > _KIDNEY_PAIR_MAX_DOFFSET_MM:
+                continue
+            score = ri[3] + le[3]
+            if best is None or score > best[0]:
+                best = (score, ri, le)
+    found: dict[str, tuple[int, int]] = {}
+    if best is not None:
+        found = {"kidney_right": best[1][:2], "kidney_left": best[2][:2]}
+    elif have_pa:
+        single = [k for k in cands if k[2] < 0.0 and k[0] * spacing_mm[0] >= liver.row_mm - 20.0]
+        if single:
+            k = max(single, key=lambda x: x[3])
+            found = {"kidney_right": (k[0], k[1])}
+    out: dict[str, np.ndarray] = {}
+    for name, rc in found.items():
+        mask = grow_region(
+            gm_smooth, rc, window_mm=_KIDNEY_WINDOW_MM, spacing_mm=spacing_mm, allowed=body
+        )
+        if mask.any():
+            out[name] = mask
+    return out
+
+
+def _minus(b: _Basin, taken: np.ndarray, spacing_mm: tuple[float, float]) -> _Basin | None:
+    mask = b.mask & ~taken
+    if not mask.any():
+        return None
+    mask = _largest_component(mask)
+    rr, cc = np.nonzero(mask)
+    pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
+    return _Basin(
+        label=b.label,
+        mask=mask,
+        full=b.full & ~taken,
+        peak=b.peak,
+        level=b.level,
+        area_cm2=float(mask.sum()) * pixel_cm2,
+        row_mm=float(rr.mean()) * spacing_mm[0],
+        col_mm=float(cc.mean()) * spacing_mm[1],
+        offset=b.offset,
+        pa_ratio=b.pa_ratio,
+    )
+
+
 def _classify(
     basins: list[_Basin],
     *,
     body: np.ndarray,
+    organ_img: np.ndarray,
+    gm_smooth: np.ndarray,
+    midline: float,
     spacing_mm: tuple[float, float],
     whole_body: bool,
     config: OrganConfig,
-    have_pa: bool,
+    ant: np.ndarray | None,
+    post: np.ndarray | None,
 ) -> tuple[dict[str, np.ndarray], bool, list[str]]:
     """Name the basins. Returns canonical masks, whether columns must flip, warnings."""
     warnings: list[str] = []
@@ -521,17 +680,34 @@ def _classify(
     def off(b: _Basin) -> float:
         return b.offset * sign
 
-    organs["liver"] = liver.mask
     rest = [b for b in basins if b is not liver]
-
-    kidneys = {name: m for name, m in (kidney_masks or {}).items()}
-    if kidneys:
-        taken = np.zeros_like(liver.mask)
-        for m in kidneys.values():
-            taken |= m
-        organs["liver"] = liver.mask & ~ndimage.binary_dilation(taken, iterations=2)
-        rest = [_minus(b, taken, spacing_mm) for b in rest]
-        rest = [b for b in rest if b is not None]
+    kidneys = _find_kidneys(
+        gm_smooth,
+        body,
+        liver=liver,
+        side_sign=sign,
+        midline=midline,
+        spacing_mm=spacing_mm,
+        config=config,
+        ant=ant,
+        post=post,
+    )
+    taken = np.zeros(body.shape, dtype=bool)
+    for m in kidneys.values():
+        taken |= m
+    taken_wide = ndimage.binary_dilation(taken, iterations=2) if taken.any() else taken
+    # liver level: median of the basin's upper part once kidneys are removed (hot lesions
+    # and the kidney inflate a high percentile); the mask is the basin above half of it
+    region = liver.full & ~taken_wide
+    values = organ_img[region]
+    if values.size:
+        upper = values[values >= 0.3 * float(np.percentile(values, 90))]
+        level = float(np.median(upper))
+        liver_mask = region & (organ_img >= _HALF * level)
+    else:
+        liver_mask = region
+    organs["liver"] = _largest_component(liver_mask) if liver_mask.any() else liver_mask
+    rest = [m for m in (_minus(b, taken_wide, spacing_mm) for b in rest) if m is not None]
 
     # spleen: hottest basin on the side opposite the liver at liver height, not a kidney
     spleen_cands = [
@@ -590,3 +766,136 @@ def _head_neck_rows(body: np.ndarray, spacing_mm: tuple[float, float]) -> tuple[
     if wide.size == 0:
         return None
     return (r0, r0 + neck_rel + int(wide[0]))
+
+
+# --------------------------------------------------------------------------------------------
+# reference regions
+
+
+def _disk_kernel(radius_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
+    rr = math.ceil(radius_mm / spacing_mm[0])
+    rc = math.ceil(radius_mm / spacing_mm[1])
+    y = np.arange(-rr, rr + 1)[:, None] * spacing_mm[0]
+    x = np.arange(-rc, rc + 1)[None, :] * spacing_mm[1]
+    return (y**2 + x**2 <= radius_mm**2).astype(np.float64)
+
+
+def circle_mask(
+    shape: tuple[int, int],
+    center_rc: tuple[float, float],
+    radius_mm: float,
+    spacing_mm: tuple[float, float],
+) -> np.ndarray:
+    """Pixels whose centres lie within ``radius_mm`` of ``center_rc`` (mm through spacing)."""
+    return _ellipse_mask(shape, center_rc, (radius_mm, radius_mm), spacing_mm)
+
+
+@dataclass(frozen=True)
+class ReferencePlacement:
+    """Where a reference circle goes (canonical frame) and how it was chosen."""
+
+    organ: str
+    center_rc: tuple[int, int]
+    radius_mm: float
+    method: str
+    warnings: tuple[str, ...] = ()
+
+
+def place_reference(
+    organ_mask: np.ndarray,
+    exclusion: np.ndarray,
+    image: np.ndarray,
+    variance: np.ndarray | None,
+    *,
+    organ: str,
+    diameter_mm: float,
+    edge_margin_mm: float,
+    spacing_mm: tuple[float, float],
+    prefer_lateral_of_col: float | None = None,
+    prefer_lower_col: bool = True,
+) -> ReferencePlacement | None:
+    """Choose the centre of a reference circle inside ``organ_mask`` (canonical frame).
+
+    Candidate centres keep ``diameter_mm / 2 + edge_margin_mm`` from the organ outline and
+    from ``exclusion`` (lesions, hot structures); the margin is relaxed step by step when no
+    centre qualifies (and a warning says so). Among candidates, optionally those lateral to
+    ``prefer_lateral_of_col`` (the right lobe of the liver: lower columns when
+    ``prefer_lower_col``), the most homogeneous circle is taken: smallest coefficient of
+    variation beyond counting noise, then closest to the candidates' median level.
+    """
+    radius = diameter_mm / 2.0
+    usable = organ_mask & ~exclusion
+    if not usable.any():
+        return None
+    dist = ndimage.distance_transform_edt(usable, sampling=spacing_mm)
+    warnings: list[str] = []
+    cands = np.zeros(usable.shape, dtype=bool)
+    for margin in (edge_margin_mm, 0.5 * edge_margin_mm, 0.0, -0.5 * radius):
+        cands = dist >= radius + margin
+        if cands.any():
+            if margin < edge_margin_mm:
+                warnings.append(
+                    f"{organ} reference kept only {max(margin, -radius) + radius:.0f} mm from the "
+                    f"organ outline or a lesion (wanted {radius + edge_margin_mm:.0f} mm)"
+                )
+            break
+    if not cands.any():
+        return None
+    if prefer_lateral_of_col is not None:
+        cols = np.arange(usable.shape[1])[None, :]
+        side = cols <= prefer_lateral_of_col if prefer_lower_col else cols >= prefer_lateral_of_col
+        if (cands & side).any():
+            cands = cands & side
+    kernel = _disk_kernel(radius, spacing_mm)
+    n = float(kernel.sum())
+    m1 = ndimage.correlate(image, kernel, mode="nearest") / n
+    m2 = ndimage.correlate(image * image, kernel, mode="nearest") / n
+    local_var = np.maximum(m2 - m1 * m1, 0.0)
+    if variance is not None:
+        noise = ndimage.correlate(variance, kernel, mode="nearest") / n
+        local_var = np.maximum(local_var - noise, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cv = np.where(m1 > 0, np.sqrt(local_var) / np.maximum(m1, 1e-12), np.inf)
+    med = float(np.median(m1[cands]))
+    score = cv + 0.25 * np.abs(m1 / max(med, 1e-12) - 1.0)
+    score = np.where(cands, score, np.inf)
+    r, c = np.unravel_index(int(np.argmin(score)), score.shape)
+    return ReferencePlacement(
+        organ=organ,
+        center_rc=(int(r), int(c)),
+        radius_mm=radius,
+        method=(
+            f"{diameter_mm:g} mm circle in the most homogeneous part of the {organ}, "
+            f"{edge_margin_mm:g} mm from its outline and from lesions"
+        ),
+        warnings=tuple(warnings),
+    )
+
+
+def central_reference(
+    organ_mask: np.ndarray,
+    exclusion: np.ndarray,
+    *,
+    organ: str,
+    diameter_mm: float,
+    spacing_mm: tuple[float, float],
+) -> ReferencePlacement | None:
+    """Centre of a reference circle at the most interior point of ``organ_mask`` (canonical)."""
+    usable = organ_mask & ~exclusion
+    if not usable.any():
+        return None
+    dist = ndimage.distance_transform_edt(usable, sampling=spacing_mm)
+    r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    warnings: tuple[str, ...] = ()
+    if float(dist[r, c]) < diameter_mm / 2.0:
+        warnings = (
+            f"{organ} is narrower than its {diameter_mm:g} mm reference circle: the circle "
+            "reaches the organ's edge",
+        )
+    return ReferencePlacement(
+        organ=organ,
+        center_rc=(int(r), int(c)),
+        radius_mm=diameter_mm / 2.0,
+        method=f"{diameter_mm:g} mm circle at the centre of the {organ}",
+        warnings=warnings,
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from octoscan.imaging.discovery import discover
@@ -29,7 +30,7 @@ _COLUMNS = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "index",
         help="list DICOM studies and series under a folder",
@@ -89,7 +90,7 @@ def index_to_json(index: StudyIndex) -> dict[str, Any]:
     }
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return [
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
@@ -100,7 +101,7 @@ def format_index(index: StudyIndex) -> str:
     """Human-readable table of a discovery result."""
     lines: list[str] = []
     if index.series:
-        rows = [_COLUMNS]
+        rows: list[tuple[str, ...]] = [_COLUMNS]
         for s in index.series:
             rows.append(
                 (

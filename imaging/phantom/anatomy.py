@@ -494,21 +494,18 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
     parts.append((T.PITUITARY, _ell((0.0, -10.0, z_vertex - 105.0 * s), (6.0, 5.0, 4.0))))
 
     # ---- abdomen -------------------------------------------------------------------------
-    liver_scale = size(0.85, 1.2)
-    liver_c = (-W * 0.14 + jit(6), -8.0 + jit(4), z_diaphragm - 75.0 * s)
-    liver_a = (
-        min(W * 0.30, inner[0] - 5.0) * liver_scale ** (1 / 3),
-        min(D * 0.33, inner[1] - 10.0) * liver_scale ** (1 / 3),
-        82.0 * s * liver_scale ** (1 / 3),
-    )
-    # keep the left lobe short of the spleen, and slope the inferior surface up to the left
-    liver_cut = (
-        (1.0, 0.0, 0.0, W * 0.13),
-        (0.35, 0.0, -1.0, -(liver_c[2] - liver_a[2] * 0.55)),
-    )
-    parts.append((T.LIVER, _ell(liver_c, liver_a, keep_halfspace=liver_cut)))
     stomach_c = (W * 0.16 + jit(5), -30.0, z_diaphragm - 45.0 * s)
     parts.append((T.STOMACH, _ell(stomach_c, (45.0 * size(), 32.0, 55.0 * s), angle=20.0)))
+    # liver: a thick right lobe and a thinner, anterior left lobe reaching past the midline
+    lf = size(0.85, 1.2) ** (1 / 3)
+    right_ax = min(W * 0.19, (inner[0] - 8.0) / 2.0) * lf
+    liver_c = (-(inner[0] - 8.0) + right_ax + jit(4), -0.02 * D + jit(4), z_diaphragm - 80.0 * s)
+    liver_a = (right_ax, min(D * 0.32, inner[1] - 10.0) * lf, 85.0 * s * lf)
+    # slope the inferior surface of the right lobe up towards the left
+    liver_cut = ((0.35, 0.0, -1.0, -(liver_c[2] - liver_a[2] * 0.55) + 0.35 * liver_c[0]),)
+    parts.append((T.LIVER, _ell(liver_c, liver_a, keep_halfspace=liver_cut)))
+    left_c = (0.03 * W + jit(4), -0.13 * D, z_diaphragm - 55.0 * s)
+    parts.append((T.LIVER, _ell(left_c, (0.17 * W * lf, 0.17 * D * lf, 48.0 * s * lf), angle=-10)))
     # the spleen is always drawn (so the rest of the body does not depend on splenectomy)
     spleen_scale = size(0.75, 1.35)
     spleen_c = (W * 0.31 + jit(5), D * 0.16 + jit(4), z_diaphragm - 55.0 * s + jit(6))

@@ -66,7 +66,7 @@ from pydicom.uid import (
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.imaging.phantom.activity import CodedConcept, TracerInfo
 from octoscan.imaging.phantom.anatomy import Grid
-from octoscan.imaging.phantom.planar import PHOTOPEAK_FRACTIONS, PlanarSimulation
+from octoscan.imaging.phantom.planar import PlanarSimulation
 from octoscan.imaging.phantom.tomo import TomoImage
 
 PLANAR_VARIANTS: tuple[str, ...] = (
@@ -344,9 +344,7 @@ def _energy_window(name: str, ranges: Sequence[tuple[float, float]]) -> Dataset:
     return item
 
 
-def _detector_item(
-    view: str | None, *, with_view_code: bool, with_orientation: bool, field_mm: float
-) -> Dataset:
+def _detector_item(view: str | None, *, with_view_code: bool, with_orientation: bool) -> Dataset:
     det = Dataset()
     det.CollimatorGridName = "MEGP"
     det.CollimatorType = "PARA"
@@ -361,11 +359,14 @@ def _detector_item(
         # row index grows towards the feet.
         sx = 1 if view == "anterior" else -1
         det.ImageOrientationPatient = [str(sx), "0", "0", "0", "0", "-1"]
-    det.ViewCodeSequence = DicomSequence(
-        [_code(VIEW_CODES[view])] if with_view_code and view is not None else []
-    )
+        det.ImagePositionPatient = None  # Type 2 with IOP; a planar view has no position
+    else:
+        det.ImageOrientationPatient = None  # Type 2: present, empty (orientation unknown)
+        det.ImagePositionPatient = None
     if with_view_code and view is not None:
-        det.ViewCodeSequence[0].ViewModifierCodeSequence = DicomSequence([])
+        code = _code(VIEW_CODES[view])
+        code.ViewModifierCodeSequence = DicomSequence([])
+        det.ViewCodeSequence = DicomSequence([code])
     return det
 
 
@@ -483,10 +484,7 @@ def write_planar_whole_body(
         )
         ds.DetectorInformationSequence = DicomSequence(
             [
-                _detector_item(
-                    view, with_view_code=with_code, with_orientation=with_orient,
-                    field_mm=sim.geometry.cols * sim.geometry.pixel_mm,
-                )
+                _detector_item(view, with_view_code=with_code, with_orientation=with_orient)
                 for view in view_list
             ]
         )
@@ -512,7 +510,7 @@ def write_planar_whole_body(
             sop = ident.uid("planar", hours_post_injection, view, "sop")
             ds = build([view], series_uid=series_uid, description=desc,
                        number=series_number + k, sop_uid=sop,
-                       image_id=view.upper() if True else None)
+                       image_id=view.upper())
             rel = f"NM_WB_{hours_tag}_{short}/NM0001.dcm"
             _save(ds, study_dir / rel, transfer_syntax)
             out.append(
@@ -602,19 +600,17 @@ def write_spect(
     ds.FrameIncrementPointer = [Tag("SliceVector")]
     ds.SliceVector = list(range(1, n + 1))
     ds.NumberOfSlices = n
-    ds.EnergyWindowVector = [1] * n
     ds.NumberOfEnergyWindows = 1
-    ds.DetectorVector = [1] * n
     ds.NumberOfDetectors = 1
-    ds.RotationVector = [1] * n
     ds.NumberOfRotations = 1
+    ds.CountsAccumulated = int(counts.astype(np.int64).sum())
     ds.EnergyWindowInformationSequence = DicomSequence(
         [_energy_window("In111 171+245", list(IN111_WINDOWS_KEV))]
     )
     ds.RadiopharmaceuticalInformationSequence = DicomSequence(
         [_radiopharmaceutical(tracer, ident, dose=injected_activity_mbq, dose_unit_bq=False)]
     )
-    det = _detector_item(None, with_view_code=False, with_orientation=False, field_mm=540.0)
+    det = _detector_item(None, with_view_code=False, with_orientation=False)
     ox, oy, oz = grid.origin_mm
     det.ImagePositionPatient = [_ds(ox, 8), _ds(oy, 8), _ds(oz, 8)]
     det.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
@@ -632,8 +628,7 @@ def write_spect(
     ds.RotationInformationSequence = DicomSequence([rot])
     ds.TypeOfDetectorMotion = "STEP AND SHOOT"
     ds.ReconstructionDiameter = _ds(grid.shape[2] * dx, 8)
-    ds.ConvolutionKernel = "OSEM 4i8s Gauss 8mm"
-    ds.SliceProgressionDirection = "CRANIO_CAUDAL"
+    ds.ConvolutionKernel = "OSEM4i8s G8mm"
     _patient_orientation_codes(ds)
     ds.AcquisitionContextSequence = DicomSequence([])
     ds.CorrectedImage = ["UNIF", "COR", "ATTN", "SCAT"]
@@ -791,7 +786,3 @@ def write_pet(
         frame_of_reference_uid=frame_of_reference_uid,
     )
 
-
-def photopeak_fractions() -> tuple[float, ...]:
-    """Share of the photopeak counts in each 111In window (171 keV, 245 keV)."""
-    return PHOTOPEAK_FRACTIONS

@@ -82,12 +82,17 @@ class ReferenceRegion:
 
 @dataclass(frozen=True)
 class PlanarLesionTruth:
-    """How a lesion appears on the noise-free GM of one planar acquisition (see module doc)."""
+    """How a lesion appears on the noise-free GM of one planar acquisition (see module doc).
+
+    ``projected_diameter_mm`` is the area-equivalent diameter of the lesion's projection
+    (2 sqrt(a_x a_z)), the size a planar scorer can measure.
+    """
 
     hours_post_injection: float
     center_rc: tuple[float, float]
     peak_rc: tuple[int, int]
     footprint_pixels: int
+    projected_diameter_mm: float
     peak_gm: float
     local_background_gm: float
     apparent_ratio_liver: float | None
@@ -230,7 +235,11 @@ def _projected_semi_axes_mm(lesion: Lesion) -> tuple[float, float]:
 def lesion_footprint(
     lesion: Lesion, sim: PlanarSimulation
 ) -> tuple[np.ndarray, tuple[float, float], float]:
-    """(boolean footprint on the anterior grid, centre (row, col), larger semi-axis mm)."""
+    """(boolean footprint on the anterior grid, centre (row, col), larger semi-axis mm).
+
+    Pixels whose centres lie inside the ellipse ((x - xc)/a_x)^2 + ((z - zc)/a_z)^2 <= 1 of
+    the lesion's projection along y; at least the pixel holding the centre.
+    """
     geo = sim.geometry
     r0, c0 = geo.anterior_rc(lesion.center_mm[0], lesion.center_mm[2])
     ax, az = _projected_semi_axes_mm(lesion)
@@ -368,6 +377,7 @@ def measure_planar(
     cc = np.arange(geo.cols)[None, :]
     lesion_truths: list[PlanarLesionTruth] = []
     for k, (fp, (r0, c0), big) in enumerate(footprints):
+        proj_ax, proj_az = _projected_semi_axes_mm(lesions[k])
         others_fp = np.zeros(gm.shape, dtype=bool)
         for j, (fpj, _, _) in enumerate(footprints):
             if j != k:
@@ -403,6 +413,7 @@ def measure_planar(
                 center_rc=(round(r0, 3), round(c0, 3)),
                 peak_rc=(int(peak_idx[0]), int(peak_idx[1])),
                 footprint_pixels=n,
+                projected_diameter_mm=2.0 * math.sqrt(proj_ax * proj_az),
                 peak_gm=peak,
                 local_background_gm=bkg,
                 apparent_ratio_liver=ratio("liver"),

@@ -5,6 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    MPEG2MPML,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    RLELossless,
+)
+
 from octoscan.imaging.dicom_io import (
     check_image_header,
     has_pixel_data,
@@ -18,16 +28,6 @@ from octoscan.imaging.dicom_io import (
 )
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.imaging.pixels import decode_frames
-from pydicom.dataset import Dataset
-from pydicom.uid import (
-    MPEG2MPML,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    RLELossless,
-)
-
 from tests.imaging import nm_builders as b
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from octoscan.imaging import dicom_io
 from octoscan.imaging.discovery import (
     OCTOSCAN_SERIES_PREFIX,
@@ -14,7 +15,6 @@ from octoscan.imaging.discovery import (
 )
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.imaging.types import SeriesKind
-
 from tests.imaging import nm_builders as b
 
 
@@ -254,3 +254,20 @@ def test_nm_without_image_type_uses_vectors():
     kind, reason = classify_kind(ds)
     assert kind is SeriesKind.PLANAR_STATIC
     assert "treated as static planar" in reason
+
+
+def test_a_bug_on_one_file_is_recorded_and_the_walk_goes_on(tmp_path, monkeypatch, caplog):
+    from octoscan.imaging import discovery
+
+    b.write(b.nm_planar(), tmp_path / "wb.dcm")
+    b.write(b.ct_slice(), tmp_path / "ct.dcm")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(discovery, "resolve_planar_layout", broken)
+    index = discover(tmp_path)
+    assert [s.kind for s in index.series] == [SeriesKind.CT]
+    (skipped,) = index.skipped
+    assert (skipped.code, skipped.reason) == ("internal", "RuntimeError: simulated bug")
+    assert "discovery failed on" in caplog.text

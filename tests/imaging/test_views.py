@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+
 from octoscan.imaging.types import View
 from octoscan.imaging.views import (
     SingleViewFile,
@@ -17,9 +20,6 @@ from octoscan.imaging.views import (
     view_from_orientation,
     view_from_text,
 )
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
-
 from tests.imaging import nm_builders as b
 
 
@@ -56,7 +56,8 @@ def test_view_from_orientation(row, col, expected):
         ("thorax dorsal", View.POSTERIOR),
         ("ANT/POST", None),
         ("WB 24h post injection", None),
-        ("WB 24h post", None),
+        ("WB 24H POST", View.POSTERIOR),
+        ("post inj 4h", None),
         ("post-therapy anterior", View.ANTERIOR),
         ("OCTREOSCAN WB", None),
         ("", None),
@@ -282,3 +283,22 @@ def test_dynamic_frames_grouped_and_summed_over_time():
     (group,) = layout.groups
     assert group.frames == (0, 1, 2)
     assert group.summed_over == ("PhaseVector", "TimeSliceVector")
+
+
+def test_frames_without_detector_vector_are_never_summed_across_heads():
+    ds = b.nm_planar(windows=[b.Window(*b.IN111_WINDOWS[0])])
+    del ds.DetectorVector
+    ds.FrameIncrementPointer = 0x00540010
+    layout = resolve_planar_layout(ds, radionuclide="In-111")
+    assert [g.frames for g in layout.groups] == [(0,), (1,)]
+    assert all(g.decision.view is View.UNKNOWN for g in layout.groups)
+    assert "no DetectorVector" in layout.groups[0].decision.rule
+    assert any("each frame is kept apart" in w for w in layout.warnings)
+
+
+def test_empty_view_code_item_falls_through_to_orientation():
+    empty = b.detector_item(iop=b.IOP_ANTERIOR)
+    empty.ViewCodeSequence = DicomSequence([Dataset()])
+    ds = b.nm_planar(detectors=[empty, b.detector_item(iop=b.IOP_POSTERIOR)])
+    views = _views(resolve_planar_layout(ds, radionuclide="In-111"))
+    assert views[1] == (View.ANTERIOR, "ImageOrientationPatient (DetectorInformationSequence)")

@@ -1,0 +1,341 @@
+"""Hot-spot detection, segmentation and measurement on the planar scoring image.
+
+Detection (canonical frame of :mod:`octoscan.models.planar_organs`; all sizes in mm):
+
+* the scoring image is smoothed to about the system resolution (``smoothing_fwhm_mm``);
+* the local background is a grey opening of that image with a disk of
+  ``background_radius_mm``: it follows organs and slopes wider than the disk and removes
+  hot spots narrower than it, so a lesion on the flank of the spleen stands out as well as
+  one in soft tissue;
+* statistical criterion: z = (smoothed - background) / sd(smoothed), sd from the Poisson
+  variance map propagated through the smoothing (or from the image's empirical noise gain
+  when it holds no counting statistics); the opening's own downward bias on noisy data is
+  measured on the body's soft tissue (median z there) and removed; spots need
+  z >= ``min_z_score`` and a contrast (smoothed - background) / background of at least
+  ``min_contrast``;
+* physiological uptake is not a lesion: spots peaking inside the spleen, kidney or bladder
+  masks, and midline spots in the head and neck (pituitary, thyroid), are set aside with
+  the reason; inside the liver a spot must also exceed the local normal-liver level (from the
+  liver's own pixels) by ``min_liver_lesion_ratio``;
+* segmentation: the region around each peak where the excess over background is at least
+  ``segmentation_fraction`` of the peak excess, split between neighbouring peaks by a
+  watershed and kept out of physiological organ masks. ``diameter_mm`` is the diameter of
+  the disk of the same area.
+
+The apparent peak (what planar Krenning grades) is defined once, in :func:`apparent_peak`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.feature import peak_local_max
+from skimage.segmentation import watershed
+
+from octoscan.models.config import DetectionConfig
+from octoscan.models.planar_organs import OrganMap, grey_open
+from octoscan.models.stats import (
+    fwhm_to_sigma_px,
+    residual_noise_gain,
+    smooth,
+    smooth_variance,
+)
+
+PHYSIOLOGICAL_ORGANS: tuple[str, ...] = ("spleen", "kidney_left", "kidney_right", "bladder")
+_HEAD_NECK_MIDLINE_MM = 35.0  # |offset| of a midline head/neck spot (pituitary, thyroid)
+_LIVER_LEVEL_FWHM_MM = 60.0  # smoothing of the local normal-liver level
+_MAX_LESION_RADIUS_FACTOR = 2.5  # a lesion region stays within this x background radius
+
+
+@dataclass(frozen=True)
+class Spot:
+    """A detected lesion before grading (positions and masks on the stored grid).
+
+    ``peak`` / ``peak_variance``: apparent peak (:func:`apparent_peak`) and its variance;
+    ``mean``: mean of the scoring image over ``mask``; ``background``: local background at
+    the peak (counts per pixel); ``z_score`` and ``contrast`` as in the module docstring.
+    """
+
+    center_rc: tuple[float, float]
+    peak: float
+    peak_variance: float
+    mean: float
+    background: float
+    z_score: float
+    contrast: float
+    diameter_mm: float
+    area_cm2: float
+    region: str
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A significant hot spot judged physiological (stored grid)."""
+
+    center_rc: tuple[float, float]
+    organ: str
+    z_score: float
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Result of :func:`find_lesions`."""
+
+    spots: tuple[Spot, ...]
+    set_aside: tuple[SetAside, ...]
+    z_bias: float
+    noise_method: str
+    warnings: tuple[str, ...] = ()
+
+
+def apparent_peak(
+    image: np.ndarray,
+    variance: np.ndarray | None,
+    peak_rc: tuple[int, int],
+    *,
+    spacing_mm: tuple[float, float],
+    fwhm_mm: float,
+) -> tuple[float, float]:
+    """Apparent peak of a lesion and its variance.
+
+    Definition (the one place it is fixed): the value, at the lesion's peak location, of the
+    scoring image (geometric mean, counts per pixel) smoothed with a Gaussian of
+    ``fwhm_mm`` (``[planar.detection] peak_fwhm_mm``, small against the planar resolution so
+    that it tames pixel noise without flattening the peak). The peak location is the maximum
+    of the detection-smoothed image inside the lesion, so no maximum is taken over the noise
+    of this value itself. Variance from the Poisson variance map with squared weights (0 when
+    ``variance`` is None; the caller supplies an empirical value then).
+    """
+    sigma = fwhm_to_sigma_px(fwhm_mm, spacing_mm)
+    r, c = peak_rc
+    rad_r = max(1, math.ceil(4 * sigma[0]))
+    rad_c = max(1, math.ceil(4 * sigma[1]))
+    r0, r1 = max(0, r - 2 * rad_r), min(image.shape[0], r + 2 * rad_r + 1)
+    c0, c1 = max(0, c - 2 * rad_c), min(image.shape[1], c + 2 * rad_c + 1)
+    patch = smooth(image[r0:r1, c0:c1], sigma)
+    value = float(patch[r - r0, c - c0])
+    if variance is None:
+        return value, 0.0
+    vpatch = smooth_variance(variance[r0:r1, c0:c1], sigma)
+    return value, float(vpatch[r - r0, c - c0])
+
+
+def _liver_level(
+    smoothed: np.ndarray, liver: np.ndarray, bright: np.ndarray, spacing_mm: tuple[float, float]
+) -> np.ndarray:
+    """Local normal-liver level: normalised convolution over liver pixels that are not bright."""
+    w = (liver & ~bright).astype(np.float64)
+    if not w.any():
+        w = liver.astype(np.float64)
+    sigma = fwhm_to_sigma_px(_LIVER_LEVEL_FWHM_MM, spacing_mm)
+    num = smooth(smoothed * w, sigma)
+    den = smooth(w, sigma)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = np.where(den > 1e-3, num / np.maximum(den, 1e-12), 0.0)
+    return level
+
+
+def find_lesions(
+    image: np.ndarray,
+    variance: np.ndarray | None,
+    organs: OrganMap,
+    *,
+    spacing_mm: tuple[float, float],
+    config: DetectionConfig,
+) -> Detection:
+    """Detect, segment and measure lesions on the scoring image (stored grid in and out).
+
+    ``variance`` is the Poisson variance map of ``image`` (None: no counting statistics;
+    an empirical noise gain from the image's fine-scale residuals is used instead and the
+    detection says so).
+    """
+    frame = organs.frame
+    img = frame.to_canonical(np.asarray(image, dtype=np.float64))
+    body = frame.to_canonical(organs.body)
+    warnings: list[str] = []
+    sigma_d = fwhm_to_sigma_px(config.smoothing_fwhm_mm, spacing_mm)
+    sd = smooth(img, sigma_d)
+    if variance is not None:
+        var = frame.to_canonical(np.asarray(variance, dtype=np.float64))
+        noise_method = "poisson"
+    else:
+        gain = residual_noise_gain(img, body, sigma_rc_px=sigma_d)
+        var = gain * np.clip(img, 0.0, None)
+        noise_method = "empirical"
+        warnings.append(
+            "image without counting statistics: detection noise from the image's own "
+            f"fine-scale residuals (gain {gain:.3g} per count), approximate"
+        )
+    vd = smooth_variance(var, sigma_d)
+    sd_noise = np.sqrt(np.maximum(vd, 1e-12))
+    bg = grey_open(sd, config.background_radius_mm, spacing_mm)
+    bg = np.minimum(smooth(bg, (sigma_d[0], sigma_d[1])), sd)
+    excess = sd - bg
+    z_raw = excess / sd_noise
+
+    phys = {name: organs.canonical_mask(name) for name in PHYSIOLOGICAL_ORGANS}
+    organ_any = np.zeros(img.shape, dtype=bool)
+    for m in phys.values():
+        if m is not None:
+            organ_any |= m
+    liver = organs.canonical_mask("liver")
+    if liver is None:
+        liver = np.zeros(img.shape, dtype=bool)
+    soft = body & ~organ_any & ~liver & (sd > 0)
+    z_bias = float(np.median(z_raw[soft])) if soft.any() else 0.0
+    z = z_raw - z_bias
+    bright = z > 3.0
+    liver_level = _liver_level(sd, liver, bright, spacing_mm) if liver.any() else None
+
+    min_dist = max(1, round(config.min_peak_distance_mm / max(spacing_mm)))
+    cand_region = body & (z >= config.min_z_score)
+    if not cand_region.any():
+        return Detection((), (), z_bias, noise_method, tuple(warnings))
+    peaks = peak_local_max(
+        np.where(cand_region, excess, 0.0),
+        min_distance=min_dist,
+        threshold_abs=0.0,
+        exclude_border=False,
+    )
+    kept: list[tuple[int, int, str]] = []
+    set_aside: list[SetAside] = []
+    for r, c in peaks:
+        r, c = int(r), int(c)
+        zval = float(z[r, c])
+        contrast = float(excess[r, c] / bg[r, c]) if bg[r, c] > 0 else math.inf
+        if zval < config.min_z_score or contrast < config.min_contrast:
+            continue
+        organ = _physiological(r, c, phys, organs, spacing_mm)
+        if organ is not None:
+            set_aside.append(SetAside(frame.point_to_stored((r, c)), organ, zval))
+            continue
+        region = "liver" if liver[r, c] else _region_name(r, organs, spacing_mm)
+        if liver[r, c] and liver_level is not None:
+            level = float(liver_level[r, c])
+            if level > 0 and sd[r, c] < config.min_liver_lesion_ratio * level:
+                continue
+        kept.append((r, c, region))
+
+    spots = _segment(
+        kept,
+        img=img,
+        var=var,
+        sd=sd,
+        bg=bg,
+        excess=excess,
+        z=z,
+        organ_any=organ_any,
+        body=body,
+        frame=frame,
+        spacing_mm=spacing_mm,
+        config=config,
+    )
+    return Detection(tuple(spots), tuple(set_aside), z_bias, noise_method, tuple(warnings))
+
+
+def _physiological(
+    r: int,
+    c: int,
+    phys: dict[str, np.ndarray | None],
+    organs: OrganMap,
+    spacing_mm: tuple[float, float],
+) -> str | None:
+    for name, mask in phys.items():
+        if mask is not None and mask[r, c]:
+            return name
+    hn = organs.head_neck_rows
+    if hn is not None and hn[0] <= r < hn[1]:
+        if abs(c - organs.midline_col) * spacing_mm[1] <= _HEAD_NECK_MIDLINE_MM:
+            return "head_neck_midline (pituitary/thyroid)"
+    return None
+
+
+def _region_name(r: int, organs: OrganMap, spacing_mm: tuple[float, float]) -> str:
+    """Coarse body region of a canonical row (whole-body images), else "torso"."""
+    hn = organs.head_neck_rows
+    if hn is not None and r < hn[1]:
+        return "head_neck"
+    liver = organs.canonical_mask("liver")
+    if liver is not None and liver.any():
+        rows = np.flatnonzero(liver.any(axis=1))
+        if r < rows[0]:
+            return "thorax"
+        if r <= rows[-1] + round(150.0 / spacing_mm[0]):
+            return "abdomen"
+        if organs.whole_body and r <= rows[-1] + round(330.0 / spacing_mm[0]):
+            return "pelvis"
+        if organs.whole_body:
+            return "lower_limbs"
+    return "torso"
+
+
+def _segment(
+    kept: list[tuple[int, int, str]],
+    *,
+    img: np.ndarray,
+    var: np.ndarray,
+    sd: np.ndarray,
+    bg: np.ndarray,
+    excess: np.ndarray,
+    z: np.ndarray,
+    organ_any: np.ndarray,
+    body: np.ndarray,
+    frame: object,
+    spacing_mm: tuple[float, float],
+    config: DetectionConfig,
+) -> list[Spot]:
+    if not kept:
+        return []
+    markers = np.zeros(img.shape, dtype=np.int32)
+    for k, (r, c, _) in enumerate(kept, start=1):
+        markers[r, c] = k
+    allowed = body & ~organ_any
+    for r, c, _ in kept:
+        allowed[r, c] = True
+    basins = watershed(-excess, markers, mask=allowed & (excess > 0))
+    pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
+    max_r_mm = _MAX_LESION_RADIUS_FACTOR * config.background_radius_mm
+    rr_all = np.arange(img.shape[0])[:, None]
+    cc_all = np.arange(img.shape[1])[None, :]
+    spots: list[Spot] = []
+    for k, (r, c, region) in enumerate(kept, start=1):
+        near = ((rr_all - r) * spacing_mm[0]) ** 2 + ((cc_all - c) * spacing_mm[1]) ** 2 <= max_r_mm**2
+        cand = (basins == k) & near & (excess >= config.segmentation_fraction * excess[r, c])
+        lab, _ = ndimage.label(cand)
+        mask = lab == lab[r, c] if lab[r, c] > 0 else np.zeros(img.shape, dtype=bool)
+        if not mask.any():
+            mask = np.zeros(img.shape, dtype=bool)
+            mask[r, c] = True
+        area_cm2 = float(mask.sum()) * pixel_cm2
+        diameter_mm = 2.0 * math.sqrt(area_cm2 * 100.0 / math.pi)
+        if diameter_mm < config.min_diameter_mm:
+            continue
+        # peak location: maximum of the detection-smoothed image inside the lesion
+        sub = np.where(mask, sd, -np.inf)
+        pr, pc = np.unravel_index(int(np.argmax(sub)), sub.shape)
+        peak, peak_var = apparent_peak(
+            img, var, (int(pr), int(pc)), spacing_mm=spacing_mm, fwhm_mm=config.peak_fwhm_mm
+        )
+        stored_mask = frame.to_stored(mask)  # type: ignore[attr-defined]
+        center = frame.point_to_stored((float(pr), float(pc)))  # type: ignore[attr-defined]
+        b = float(bg[pr, pc])
+        spots.append(
+            Spot(
+                center_rc=center,
+                peak=peak,
+                peak_variance=peak_var,
+                mean=float(img[mask].mean()),
+                background=b,
+                z_score=float(z[pr, pc]),
+                contrast=float((sd[pr, pc] - b) / b) if b > 0 else math.inf,
+                diameter_mm=round(diameter_mm, 1),
+                area_cm2=round(area_cm2, 2),
+                region=region,
+                mask=stored_mask,
+            )
+        )
+    return spots
