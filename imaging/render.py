@@ -496,25 +496,32 @@ def colour_bar(
         frac = (min(max(value, low), high) - low) / (high - low)
         return round(bottom - frac * (bottom - top))
 
-    placed: list[int] = []
+    def free_row(want: int) -> int:
+        # the text row nearest ``want`` whose line overlaps no text already written
+        for d in range(height):
+            for tr in (want + d, want - d):
+                if 0 <= tr <= height - text_h and all(
+                    tr + text_h <= p or tr >= p + text_h for p in placed
+                ):
+                    return tr
+        return min(max(want, 0), max(height - text_h, 0))
+
+    placed: list[int] = [0]  # top rows of the text lines written so far: the unit label
     for text, value in [(_fmt(high), high), (_fmt(low), low)]:
         r = level_row(value)
         out[r, bar_width : bar_width + 4] = (0, 0, 0)
-        out = draw_label(
-            out, text, (r - text_h // 2, bar_width + 6), (0, 0, 0), size=size, background=None
-        )
-        placed.append(r)
+        tr = free_row(r - text_h // 2)
+        out = draw_label(out, text, (tr, bar_width + 6), (0, 0, 0), size=size, background=None)
+        placed.append(tr)
     for name, value in (marks or {}).items():
         r = level_row(value)
         out[r, : bar_width + 4] = REFERENCE_COLOUR
         text = f"> {name}" if value > high else f"< {name}" if value < low else name
-        tr = r - text_h // 2
-        while any(abs(tr + text_h // 2 - p) < text_h for p in placed) and tr > 0:
-            tr -= 1
+        tr = free_row(r - text_h // 2)
         out = draw_label(
             out, text, (tr, bar_width + 6), REFERENCE_COLOUR, size=size, background=background
         )
-        placed.append(tr + text_h // 2)
+        placed.append(tr)
     return out
 
 

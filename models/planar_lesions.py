@@ -32,11 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.draw import line as draw_line
 from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
 
 from octoscan.models.config import DetectionConfig
-from octoscan.models.planar_organs import OrganMap, grey_open
+from octoscan.models.planar_organs import OrganMap
 from octoscan.models.stats import (
     fwhm_to_sigma_px,
     residual_noise_gain,
@@ -47,7 +48,8 @@ from octoscan.models.stats import (
 PHYSIOLOGICAL_ORGANS: tuple[str, ...] = ("spleen", "kidney_left", "kidney_right", "bladder")
 _HEAD_NECK_MIDLINE_MM = 35.0  # |offset| of a midline head/neck spot (pituitary, thyroid)
 _LIVER_LEVEL_FWHM_MM = 60.0  # smoothing of the local normal-liver level
-_MAX_LESION_RADIUS_FACTOR = 2.5  # a lesion region stays within this x background radius
+_MAX_LESION_RADIUS_FACTOR = 2.5
+_ORGAN_PEAK_RADIUS_MM = 25.0  # a spot this close to an organ's own peak is the organ  # a lesion region stays within this x background radius
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,57 @@ def apparent_peak(
     return value, float(vpatch[r - r0, c - c0])
 
 
+_LINE_ORIENTATIONS_DEG = tuple(range(0, 180, 15))
+_BACKGROUND_GRID_MM = 4.0  # background computed on a grid of about this pixel size
+
+
+def _line_footprint(length_px: float, angle_deg: float) -> np.ndarray:
+    half = max(1.0, length_px / 2.0)
+    dr = half * math.sin(math.radians(angle_deg))
+    dc = half * math.cos(math.radians(angle_deg))
+    n = max(1, round(max(abs(dr), abs(dc))))
+    fp = np.zeros((2 * n + 1, 2 * n + 1), dtype=bool)
+    rr, cc = draw_line(n - round(dr), n - round(dc), n + round(dr), n + round(dc))
+    fp[rr, cc] = True
+    return fp
+
+
+def background(
+    smoothed: np.ndarray, *, radius_mm: float, spacing_mm: tuple[float, float]
+) -> np.ndarray:
+    """Local background of a smoothed planar image: what remains after removing compact spots.
+
+    The maximum over 12 orientations of grey openings with a line segment of length
+    2 x ``radius_mm``: anything a segment that long fits into in some direction (organs,
+    organ edges, limbs, bowel loops, slopes) is background; only spots narrower than the
+    segment in every direction stand out. Computed on a grid of about 4 mm (the image is
+    already smoothed to the system resolution) and interpolated back.
+    """
+    f = max(1, int(_BACKGROUND_GRID_MM // min(spacing_mm)))
+    rows, cols = smoothed.shape
+    pr, pc = (-rows) % f, (-cols) % f
+    padded = np.pad(smoothed, ((0, pr), (0, pc)), mode="edge")
+    small = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean(axis=(1, 3))
+    sp = (spacing_mm[0] * f, spacing_mm[1] * f)
+    out = None
+    for angle in _LINE_ORIENTATIONS_DEG:
+        # segment length in pixels along its direction on an anisotropic grid
+        a = math.radians(angle)
+        step_mm = math.hypot(sp[0] * math.sin(a), sp[1] * math.cos(a)) / max(
+            abs(math.sin(a)), abs(math.cos(a))
+        )
+        fp = _line_footprint(2.0 * radius_mm / step_mm, angle)
+        o = ndimage.grey_opening(small, footprint=fp, mode="nearest")
+        out = o if out is None else np.maximum(out, o)
+    assert out is not None
+    if f == 1:
+        return out
+    rr = (np.arange(rows) - (f - 1) / 2.0) / f
+    cc = (np.arange(cols) - (f - 1) / 2.0) / f
+    grid = np.meshgrid(rr, cc, indexing="ij")
+    return ndimage.map_coordinates(out, grid, order=1, mode="nearest")
+
+
 def _liver_level(
     smoothed: np.ndarray, liver: np.ndarray, bright: np.ndarray, spacing_mm: tuple[float, float]
 ) -> np.ndarray:
@@ -172,8 +225,7 @@ def find_lesions(
         )
     vd = smooth_variance(var, sigma_d)
     sd_noise = np.sqrt(np.maximum(vd, 1e-12))
-    bg = grey_open(sd, config.background_radius_mm, spacing_mm)
-    bg = np.minimum(smooth(bg, (sigma_d[0], sigma_d[1])), sd)
+    bg = np.minimum(background(sd, radius_mm=config.background_radius_mm, spacing_mm=spacing_mm), sd)
     excess = sd - bg
     z_raw = excess / sd_noise
 
@@ -201,6 +253,18 @@ def find_lesions(
         threshold_abs=0.0,
         exclude_border=False,
     )
+    # each hot organ's own peak: the kidneys' from organ finding (posterior-view blob), the
+    # others' where the organ stands out most
+    organ_peaks: dict[str, tuple[int, int]] = {}
+    for name, m in phys.items():
+        if m is None or not m.any():
+            continue
+        given = organs.organ_peaks.get(name)
+        if name.startswith("kidney") and given is not None:
+            organ_peaks[name] = given
+        else:
+            rr, cc = np.unravel_index(int(np.argmax(np.where(m, excess, -np.inf))), m.shape)
+            organ_peaks[name] = (int(rr), int(cc))
     kept: list[tuple[int, int, str]] = []
     set_aside: list[SetAside] = []
     for r, c in peaks:
@@ -209,7 +273,7 @@ def find_lesions(
         contrast = float(excess[r, c] / bg[r, c]) if bg[r, c] > 0 else math.inf
         if zval < config.min_z_score or contrast < config.min_contrast:
             continue
-        organ = _physiological(r, c, phys, organs, spacing_mm)
+        organ = _physiological(r, c, phys, organ_peaks, excess, organs, spacing_mm)
         if organ is not None:
             set_aside.append(SetAside(frame.point_to_stored((r, c)), organ, zval))
             continue
@@ -241,11 +305,26 @@ def _physiological(
     r: int,
     c: int,
     phys: dict[str, np.ndarray | None],
+    organ_peaks: dict[str, tuple[int, int]],
+    excess: np.ndarray,
     organs: OrganMap,
     spacing_mm: tuple[float, float],
 ) -> str | None:
+    """Organ whose own uptake a spot at (r, c) is, or None.
+
+    A spot inside an organ mask is the organ, unless it lies farther than
+    ``_ORGAN_PEAK_RADIUS_MM`` from the organ's own peak *and* stands out more than that peak
+    (a separate, hotter spot overlapping the organ in projection, e.g. a node in front of a
+    kidney). Midline spots in the head and neck are pituitary or thyroid.
+    """
     for name, mask in phys.items():
-        if mask is not None and mask[r, c]:
+        if mask is None or not mask[r, c]:
+            continue
+        peak = organ_peaks.get(name)
+        if peak is None:
+            return name
+        d = math.hypot((r - peak[0]) * spacing_mm[0], (c - peak[1]) * spacing_mm[1])
+        if d <= _ORGAN_PEAK_RADIUS_MM or excess[r, c] <= excess[peak]:
             return name
     hn = organs.head_neck_rows
     if hn is not None and hn[0] <= r < hn[1]:
@@ -293,9 +372,12 @@ def _segment(
     markers = np.zeros(img.shape, dtype=np.int32)
     for k, (r, c, _) in enumerate(kept, start=1):
         markers[r, c] = k
+    # lesions stay out of physiological organs, except the organ a lesion overlaps itself
     allowed = body & ~organ_any
     for r, c, _ in kept:
-        allowed[r, c] = True
+        if organ_any[r, c]:
+            lab, _n = ndimage.label(organ_any)
+            allowed |= lab == lab[r, c]
     basins = watershed(-excess, markers, mask=allowed & (excess > 0))
     pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
     max_r_mm = _MAX_LESION_RADIUS_FACTOR * config.background_radius_mm

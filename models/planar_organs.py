@@ -33,7 +33,7 @@ Method (all thresholds from ``[planar.organs]``):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -49,7 +49,8 @@ _MERGE_SADDLE_FRACTION = 0.92  # basins joined by a saddle above this fraction o
 _HALF = 0.5  # organ masks: the basin above half of the organ's own level
 _SPLEEN_MAX_ROW_OFFSET_MM = 200.0  # spleen centre within this distance of the liver's rows
 _KIDNEY_LATERAL_RANGE = (0.05, 0.42)  # |offset from midline| / torso width
-_LIVER_LATERAL_MIN = 0.04  # liver centre at least this far from the midline (/ torso width)
+_LIVER_LATERAL_MIN = 0.04
+_HEAD_NECK_MARGIN_MM = 30.0  # liver centre at least this far from the midline (/ torso width)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ class OrganMap:
     Masks in ``organs`` and ``body`` are on the stored grid. ``frame`` maps to the canonical
     frame in which the rest of planar scoring works; ``canonical_*`` fields are in that frame.
     ``soft_tissue_level`` is the median body level of the organ-scale image (counts per pixel).
-    ``head_neck_rows`` (canonical, [start, stop)) is the zone above the shoulders, None when
+    ``organ_peaks`` (canonical) is where each hot organ's own peak lies (spleen, kidneys,
+    bladder): a hot spot there is the organ. ``head_neck_rows`` (canonical, [start, stop)) is the zone above the shoulders, None when
     the image does not show it. ``midline_col`` (canonical) is the body's midline.
     """
 
@@ -105,6 +107,7 @@ class OrganMap:
     torso_width_mm: float
     head_neck_rows: tuple[int, int] | None
     canonical_organ_image: np.ndarray
+    organ_peaks: dict[str, tuple[int, int]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
     def organ(self, name: str) -> OrganRegion | None:
@@ -338,7 +341,7 @@ def find_organs(
         post=post,
     )
     gm_smooth = smooth(frame.to_canonical(image), fwhm_to_sigma_px(10.0, spacing_mm))
-    organs_c, flip_cols, w = _classify(
+    organs_c, peaks_c, flip_cols, w = _classify(
         basins,
         body=body,
         organ_img=organ_img,
@@ -354,6 +357,7 @@ def find_organs(
     if flip_cols:
         frame = Frame(shape, flip_rows, True)
         organs_c = {k: v[:, ::-1] for k, v in organs_c.items()}
+        peaks_c = {k: (r, shape[1] - 1 - c) for k, (r, c) in peaks_c.items()}
         body = body[:, ::-1]
         organ_img = organ_img[:, ::-1]
         midline = shape[1] - 1 - midline
@@ -392,6 +396,7 @@ def find_organs(
         torso_width_mm=torso_width_mm,
         head_neck_rows=head_neck,
         canonical_organ_image=np.ascontiguousarray(organ_img),
+        organ_peaks=peaks_c,
         warnings=tuple(warnings),
     )
 
@@ -528,7 +533,7 @@ def grow_region(
     return lab == k if k > 0 else np.zeros(shape, dtype=bool)
 
 
-_KIDNEY_WINDOW_MM = (75.0, 45.0)  # half-axes (rows, cols) of a kidney's search window
+_KIDNEY_WINDOW_MM = (60.0, 35.0)  # half-axes (rows, cols) of a kidney's search window
 _KIDNEY_OFFSET_MM = (25.0, 140.0)  # |centre - midline|
 _KIDNEY_PAIR_MAX_DROW_MM = 50.0
 _KIDNEY_PAIR_MAX_DOFFSET_MM = 50.0
@@ -546,7 +551,7 @@ def _find_kidneys(
     config: OrganConfig,
     ant: np.ndarray | None,
     post: np.ndarray | None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
     """Kidneys as a pair of kidney-sized blobs either side of the spine.
 
     Blobs: maxima of a difference of Gaussians (kidney scale) of the posterior view (the
@@ -603,13 +608,13 @@ def _find_kidneys(
         if single:
             k = max(single, key=lambda x: x[3])
             found = {"kidney_right": (k[0], k[1])}
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}
     for name, rc in found.items():
         mask = grow_region(
             gm_smooth, rc, window_mm=_KIDNEY_WINDOW_MM, spacing_mm=spacing_mm, allowed=body
         )
         if mask.any():
-            out[name] = mask
+            out[name] = (mask, rc)
     return out
 
 
@@ -646,12 +651,17 @@ def _classify(
     config: OrganConfig,
     ant: np.ndarray | None,
     post: np.ndarray | None,
-) -> tuple[dict[str, np.ndarray], bool, list[str]]:
-    """Name the basins. Returns canonical masks, whether columns must flip, warnings."""
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, int]], bool, list[str]]:
+    """Name the basins.
+
+    Returns canonical masks, canonical peak locations (the point whose hot spot is the organ
+    itself), whether columns must flip, and warnings.
+    """
     warnings: list[str] = []
     organs: dict[str, np.ndarray] = {}
+    peaks: dict[str, tuple[int, int]] = {}
     if not basins:
-        return organs, False, ["no organ-level uptake found: liver and spleen not located"]
+        return organs, peaks, False, ["no organ-level uptake found: liver and spleen not located"]
     rows = np.flatnonzero(body.any(axis=1))
     top_mm = float(rows[0]) * spacing_mm[0]
     length_mm = (float(rows[-1]) - float(rows[0]) + 1.0) * spacing_mm[0]
@@ -672,7 +682,7 @@ def _classify(
             f"liver not found (no organ-level region of {config.liver_min_area_cm2:g} cm^2 or "
             "more in the upper torso)"
         )
-        return organs, False, warnings
+        return organs, peaks, False, warnings
     liver = max(liver_cands, key=lambda b: b.area_cm2)
     flip_cols = liver.offset > 0
     sign = -1.0 if flip_cols else 1.0  # multiply offsets so the liver side is negative
@@ -681,7 +691,7 @@ def _classify(
         return b.offset * sign
 
     rest = [b for b in basins if b is not liver]
-    kidneys = _find_kidneys(
+    kidney_found = _find_kidneys(
         gm_smooth,
         body,
         liver=liver,
@@ -692,6 +702,8 @@ def _classify(
         ant=ant,
         post=post,
     )
+    kidneys = {name: mk for name, (mk, _) in kidney_found.items()}
+    peaks.update({name: rc for name, (_, rc) in kidney_found.items()})
     taken = np.zeros(body.shape, dtype=bool)
     for m in kidneys.values():
         taken |= m
@@ -721,6 +733,7 @@ def _classify(
     if spleen_cands:
         spleen = max(spleen_cands, key=lambda b: b.level)
         organs["spleen"] = spleen.mask
+        peaks["spleen"] = _argmax_in(organ_img, spleen.mask)
         rest = [b for b in rest if b is not spleen]
     else:
         warnings.append(
@@ -740,32 +753,42 @@ def _classify(
             if abs(b.offset) <= 0.15 and b.row_mm > lowest_kidney + 60.0 and rel_row(b) <= 0.75
         ]
         if bl:
-            organs["bladder"] = max(bl, key=lambda b: b.row_mm).mask
-    return organs, flip_cols, warnings
+            bladder = max(bl, key=lambda b: b.row_mm)
+            organs["bladder"] = bladder.mask
+            peaks["bladder"] = _argmax_in(organ_img, bladder.mask)
+    return organs, peaks, flip_cols, warnings
+
+
+def _argmax_in(image: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
+    r, c = np.unravel_index(int(np.argmax(np.where(mask, image, -np.inf))), image.shape)
+    return (int(r), int(c))
 
 
 def _head_neck_rows(body: np.ndarray, spacing_mm: tuple[float, float]) -> tuple[int, int] | None:
-    """Canonical rows [top of body, shoulders) of a head-first whole-body image."""
+    """Canonical rows [top of body, shoulders) of a head-first whole-body image.
+
+    The head is the widest part of the top 200 mm; the shoulders are the first row below it
+    at least 1.6 times as wide (arms included or not, the torso is wider than that); the zone
+    reaches ``_HEAD_NECK_MARGIN_MM`` below that row.
+    """
     rows = np.flatnonzero(body.any(axis=1))
     if rows.size == 0:
         return None
     r0 = int(rows[0])
     widths = body.sum(axis=1).astype(np.float64) * spacing_mm[1]
-    search = min(body.shape[0], r0 + math.ceil(450.0 / spacing_mm[0]))
+    head_rows = max(2, math.ceil(200.0 / spacing_mm[0]))
+    search = min(body.shape[0], r0 + math.ceil(500.0 / spacing_mm[0]))
     w = widths[r0:search]
-    if w.size < 5:
+    if w.size <= head_rows:
         return None
-    head_w = float(np.max(w[: max(1, math.ceil(250.0 / spacing_mm[0]))]))
-    # shoulders: first row below the head whose width exceeds twice the narrowest neck row
-    neck_zone = w[: max(1, math.ceil(350.0 / spacing_mm[0]))]
-    below_head = int(np.argmax(neck_zone)) if neck_zone.size else 0
-    neck_rel = below_head + int(np.argmin(neck_zone[below_head:])) if neck_zone.size else 0
-    neck_w = float(w[neck_rel])
-    limit = max(2.0 * neck_w, 1.3 * head_w)
-    wide = np.flatnonzero(w[neck_rel:] >= limit)
+    head_peak = int(np.argmax(w[:head_rows]))
+    head_w = float(w[head_peak])
+    wide = np.flatnonzero(w[head_peak:] >= 1.6 * head_w)
     if wide.size == 0:
         return None
-    return (r0, r0 + neck_rel + int(wide[0]))
+    # the thyroid lies at the base of the neck, where the shoulders already widen
+    margin = round(_HEAD_NECK_MARGIN_MM / spacing_mm[0])
+    return (r0, min(body.shape[0], r0 + head_peak + int(wide[0]) + margin))
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,9 +59,10 @@ __all__ = [
 
 CT_WINDOW_HU = (-160.0, 240.0)  # soft-tissue window: level 40 HU, width 400 HU
 _MIN_PANEL_WIDTH_PX = 400  # planar panels are enlarged (integer factor) to at least this
-_MIN_VOLUME_PANEL_PX = 256  # tomographic panels: smaller side at least this
+_MIN_VOLUME_PANEL_PX = 320  # tomographic panels: smaller side at least this
 _CROP_MARGIN_PX = 8  # anterior-grid pixels kept around the body
-_BODY_FRACTION = 0.03  # smoothed image above this fraction of the window's high end = body
+_CROP_MARGIN_MM = 15.0  # tomographic display: margin kept around the body
+_BODY_FRACTION = 0.2  # smoothed image above this fraction of the soft-tissue level = body
 _UPPER_REFERENCE_HEADROOM = 1.25  # planar window reaches at least 1.25 x spleen (kidney) mean
 _CONTOUR_PX = 2  # contour thickness on the display grid
 _LABEL_SIZE = 13
@@ -148,17 +149,21 @@ def _draw_marks(rgb: np.ndarray, marks: Sequence[_Mark], corners: Sequence) -> n
     return out
 
 
-def _orientation_letters(rgb: np.ndarray, top: str, bottom: str) -> np.ndarray:
-    """Patient directions at the panel edges: R on the left, L on the right."""
+def _orientation_letters(
+    rgb: np.ndarray, top: str | None, bottom: str | None, *, side_row: int | None = None
+) -> np.ndarray:
+    """Patient directions at the panel edges: R on the left, L on the right (at mid-height,
+    or at ``side_row``), ``top`` and ``bottom`` centred on those edges."""
     h, w = rgb.shape[:2]
     th, tw = text_size("R", size=_LABEL_SIZE)
+    row = h // 2 - th // 2 if side_row is None else side_row
+    places = [("R", (row, 0)), ("L", (row, w - tw))]
+    if top:
+        places.append((top, (0, w // 2 - tw // 2)))
+    if bottom:
+        places.append((bottom, (h - th, w // 2 - tw // 2)))
     out = rgb
-    for text, at in (
-        ("R", (h // 2 - th // 2, 0)),
-        ("L", (h // 2 - th // 2, w - tw)),
-        (top, (0, w // 2 - tw // 2)),
-        (bottom, (h - th, w // 2 - tw // 2)),
-    ):
+    for text, at in places:
         out = draw_label(out, text, at, (255, 255, 255), size=_LABEL_SIZE, background=(0, 0, 0))
     return out
 
@@ -240,8 +245,10 @@ def _side_column(
     )
     head = text_panel(["Lesions (id: grade; ratio, 95 % CI)"], width=_SIDE_WIDTH_PX, size=12)
     rows = _lesion_lines(lesions)
-    panel = vstack_panels([head, legend(rows, size=12)], gap=0) if rows else vstack_panels(
-        [head, text_panel(["none found"], width=_SIDE_WIDTH_PX, size=12)], gap=0
+    panel = (
+        vstack_panels([head, legend(rows, size=12)], gap=0)
+        if rows
+        else vstack_panels([head, text_panel(["none found"], width=_SIDE_WIDTH_PX, size=12)], gap=0)
     )
     used = sum(p.shape[0] + 10 for p in parts)
     room = max(height - used, text_size("Ag", size=12)[0] * 3)
@@ -324,13 +331,22 @@ def _window_mask(score: PlanarScore) -> np.ndarray | None:
 
 
 def _crop_box(
-    image: np.ndarray, high: float, points: Sequence[tuple[float, float]]
+    image: np.ndarray, points: Sequence[tuple[float, float]]
 ) -> tuple[int, int, int, int]:
     """(row0, row1, col0, col1), end exclusive: the body's bounding box plus a margin,
-    always holding every point of ``points``."""
+    always holding every point of ``points``.
+
+    The body is where the smoothed image exceeds ``_BODY_FRACTION`` of its soft-tissue level
+    (the median of the pixels above 1 % of the 99.5th percentile), so faint legs at 24 h
+    stay in the picture whatever the display window.
+    """
     rows, cols = image.shape
-    smooth = ndimage.uniform_filter(image, size=5, mode="constant")
-    body = smooth > _BODY_FRACTION * high
+    smooth = ndimage.uniform_filter(image, size=9, mode="constant")
+    top = float(np.percentile(smooth, 99.5))
+    if not top > 0.0:
+        return 0, rows, 0, cols
+    soft = float(np.median(smooth[smooth > 0.01 * top]))
+    body = smooth > _BODY_FRACTION * soft
     if not body.any():
         return 0, rows, 0, cols
     rr, cc = np.nonzero(body)
@@ -422,11 +438,11 @@ def render_planar_overlays(
     All panels share one window (counts per pixel): ``window`` or a percentile window of
     the shown views without the bladder (``robust_window``), low end 0, widened when needed
     to 1.25 x the spleen (or kidney) reference mean, so that uptake above the spleen (grade
-    4) stays distinguishable from the spleen instead of both saturating. The display is cropped to the body
-    (``crop_to_body``) and enlarged by an integer factor (``scale``; by default enough for
-    a panel width of at least 400 pixels, with extra row repetition when rows and columns
-    have different spacing, so that display pixels are square in mm). ``patient_text`` is
-    drawn only when ``show_phi`` is True.
+    4) stays distinguishable from the spleen instead of both saturating. The display is
+    cropped to the body (``crop_to_body``) and enlarged by an integer factor (``scale``; by
+    default enough for a panel width of at least 400 pixels), with extra row repetition
+    when rows and columns have different spacing, so that display pixels are square in mm.
+    ``patient_text`` is drawn only when ``show_phi`` is True.
     """
     views = _planar_views(score, images)
     arrays = [v[0] for v in views.values()]
@@ -444,7 +460,7 @@ def render_planar_overlays(
     points += [les.center_rc for les in score.lesions if les.center_rc is not None]
     grid_img = _clean(score.scoring_image)
     rows, cols = grid_img.shape
-    box = _crop_box(grid_img, high, points) if crop_to_body else (0, rows, 0, cols)
+    box = _crop_box(grid_img, points) if crop_to_body else (0, rows, 0, cols)
     width = box[3] - box[2]
     fc = scale if scale is not None else max(1, math.ceil(_MIN_PANEL_WIDTH_PX / max(width, 1)))
     if fc < 1:
@@ -460,7 +476,7 @@ def render_planar_overlays(
     for name, (image, title) in views.items():
         crop = image[box[0] : box[1], box[2] : box[3]]
         rgb = upsample_nearest(to_rgb(window_image(crop, low=low, high=high), colormap), (fr, fc))
-        rgb = _draw_marks(rgb, marks, corners)
+        rgb = _orientation_letters(_draw_marks(rgb, marks, corners), None, None, side_row=0)
         bare.append(rgb)
         titles.append(title)
         out[name] = hstack_panels([rgb], titles=[title])
@@ -527,18 +543,45 @@ class _DisplayGrid:
         return ((self.hi[2] - lps[2]) / self.pixel_mm, (lps[0] - self.lo[0]) / self.pixel_mm)
 
 
-def _display_grid(volume: Volume, pixel_mm: float) -> _DisplayGrid:
+def _index_box_lps(volume: Volume, lo: Sequence[int], hi: Sequence[int]) -> np.ndarray:
     corners = np.array(
-        [
-            [a, b, c]
-            for a in (0, volume.shape[0] - 1)
-            for b in (0, volume.shape[1] - 1)
-            for c in (0, volume.shape[2] - 1)
-        ],
+        [[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])],
         dtype=np.float64,
     )
-    lps = volume.index_to_lps(corners)
-    return _DisplayGrid(lps.min(axis=0), lps.max(axis=0), float(pixel_mm))
+    return volume.index_to_lps(corners)
+
+
+def _display_grid(
+    volume: Volume,
+    emission: np.ndarray,
+    pixel_mm: float,
+    spheres: Sequence[tuple[tuple[float, float, float], float]],
+    *,
+    crop: bool,
+) -> _DisplayGrid:
+    """Display grid over the emission volume, cropped (``crop``) to the body (where the
+    smoothed emission exceeds ``_BODY_FRACTION`` of its soft-tissue level) plus
+    ``_CROP_MARGIN_MM``, always holding every (centre, radius) sphere of ``spheres``."""
+    last = [n - 1 for n in volume.shape]
+    full = _index_box_lps(volume, (0, 0, 0), last)
+    lo, hi = full.min(axis=0), full.max(axis=0)
+    if not crop:
+        return _DisplayGrid(lo, hi, float(pixel_mm))
+    smooth = ndimage.uniform_filter(emission, size=3, mode="constant")
+    top = float(np.percentile(smooth, 99.5))
+    if top > 0.0:
+        soft = float(np.median(smooth[smooth > 0.01 * top]))
+        body = np.nonzero(smooth > _BODY_FRACTION * soft)
+        if body[0].size:
+            box = _index_box_lps(volume, [int(b.min()) for b in body], [int(b.max()) for b in body])
+            blo = box.min(axis=0) - _CROP_MARGIN_MM
+            bhi = box.max(axis=0) + _CROP_MARGIN_MM
+            for centre, radius in spheres:
+                c = np.asarray(centre, dtype=np.float64)
+                blo = np.minimum(blo, c - radius - _CROP_MARGIN_MM)
+                bhi = np.maximum(bhi, c + radius + _CROP_MARGIN_MM)
+            lo, hi = np.maximum(lo, blo), np.minimum(hi, bhi)
+    return _DisplayGrid(lo, hi, float(pixel_mm))
 
 
 def _plane(
@@ -684,6 +727,7 @@ def render_volume_overlays(
     window: tuple[float, float] | None = None,
     ct_window_hu: tuple[float, float] = CT_WINDOW_HU,
     pixel_mm: float | None = None,
+    crop_to_body: bool = True,
 ) -> dict[str, np.ndarray]:
     """Overlay panels of a SPECT or PET volume, as uint8 RGB (row, col, 3) arrays.
 
@@ -699,7 +743,8 @@ def render_volume_overlays(
     Display pixels are square, ``pixel_mm`` wide (default: the finest emission spacing,
     or with CT the CT's in-plane spacing, at least 1 mm, when that is finer). ``window`` is
     the emission window in ``volume.units`` (default: 0 to a percentile of the positive
-    voxels, ``robust_window``).
+    voxels, ``robust_window``). The planes are cropped to the body plus a margin
+    (``crop_to_body``; every lesion and reference stays inside).
     """
     spacing = min(volume.spacing_mm)
     if pixel_mm is None:
@@ -733,8 +778,9 @@ def render_volume_overlays(
         _, high = robust_window(emission)
         window = (0.0, high)
     low, high = float(window[0]), float(window[1])
-    grid = _display_grid(volume, pixel_mm)
     regions, masks = _regions(lesions, references, volume.shape)
+    spheres = [(r.center_lps_mm, r.radius_mm) for r in regions if r.center_lps_mm is not None]
+    grid = _display_grid(volume, emission, pixel_mm, spheres, crop=crop_to_body)
     label_vol = _label_volume(volume, masks)
     unit = volume.units
     colormap = "hot"

@@ -543,7 +543,7 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
         parts.append((T.BOWEL, _cap(p0, p1, 20.0 * size(0.9, 1.1))))
     for _ in range(7):
         p0 = (rng.uniform(-cx + 35, cx - 35), rng.uniform(-inner[1] * 0.6, 0.0), 0.0)
-        zz = rng.uniform(z_crest - 30.0, z_kidney - 30.0)
+        zz = rng.uniform(z_crest - 50.0, z_crest + 10.0)
         p1 = (p0[0] + rng.uniform(-40, 40), p0[1] + rng.uniform(-10, 10), zz + rng.uniform(-25, 25))
         parts.append((T.BOWEL, _cap((p0[0], p0[1], zz), p1, 11.0)))
     bladder_fill = size(0.6, 1.4)

@@ -7,7 +7,8 @@ splenectomy, diffuse liver involvement, no lesions, a 4 h-only study, an anterio
 log-uniform over 0.5-3 million per anterior view; lesions 1-6 per study drawn over grades 1-4,
 8-60 mm and all sites (about a quarter near a grade threshold on purpose). Some standard studies
 use a DICOM variant (separate view files, summed windows, no view code, a scatter window,
-swapped detectors) so readers are exercised too.
+swapped detectors) so readers are exercised too, and standard studies cycle through lesion
+profiles (mixed, avid, low: see ``LESION_PROFILES``) so that every decision occurs.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ STANDARD_VARIANTS: tuple[tuple[str, ...], ...] = (
     ("scatter-window",),
     ("detector-swap",),
 )
+LESION_PROFILE_CYCLE: tuple[str, ...] = ("mixed", "avid", "mixed", "low", "avid")
 COUNT_RANGE = (5.0e5, 3.0e6)
 MAX_COHORT = 10000
 
@@ -100,6 +102,8 @@ def cohort_specs(
             options["variants"] = variants
         if kind == "pet-ct":
             options.pop("variants", None)
+        if case == "standard":
+            options["lesion_profile"] = LESION_PROFILE_CYCLE[(i + i // 10) % len(LESION_PROFILE_CYCLE)]
         spec = StudySpec(
             seed=study_seed,
             kind=kind,

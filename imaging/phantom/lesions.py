@@ -153,22 +153,36 @@ def parse_lesion_specs(text: str) -> tuple[LesionSpec, ...]:
     return tuple(specs)
 
 
+# Lesion mixes: grade weights (grades 1-4) and diameter range (mm). "avid" studies hold
+# mostly large grade-3/4 disease, "low" studies only grade-1/2 disease.
+LESION_PROFILES: dict[str, tuple[tuple[float, float, float, float], tuple[float, float]]] = {
+    "mixed": ((0.15, 0.2, 0.3, 0.35), (MIN_DIAMETER_MM, MAX_DIAMETER_MM)),
+    "avid": ((0.0, 0.05, 0.35, 0.6), (15.0, MAX_DIAMETER_MM)),
+    "low": ((0.5, 0.5, 0.0, 0.0), (MIN_DIAMETER_MM, MAX_DIAMETER_MM)),
+}
+
+
 def draw_lesion_specs(
     seed: int,
     n: int,
     *,
     spleen_ratio: float,
+    profile: str = "mixed",
     borderline_fraction: float = 0.25,
-    grade_weights: Sequence[float] = (0.15, 0.2, 0.3, 0.35),
-    diameter_range_mm: tuple[float, float] = (MIN_DIAMETER_MM, MAX_DIAMETER_MM),
 ) -> tuple[LesionSpec, ...]:
-    """Draw ``n`` lesion specs spanning grades 1-4, sizes and sites.
+    """Draw ``n`` lesion specs spanning grades 1-4, sizes and sites (see LESION_PROFILES).
 
     ``spleen_ratio`` is the study's spleen (or kidney) concentration over normal liver:
     grade-4 lesions are drawn above it (1.1-3.0 x), grade 3 between 1.1 x liver and 0.9 x
     spleen, grade 2 0.55-0.95 x liver, grade 1 0.15-0.45 x liver. With probability
     ``borderline_fraction`` a lesion sits within +-7 % of a nominal threshold instead.
     """
+    if profile not in LESION_PROFILES:
+        raise InvalidInputError(
+            f"lesion profile {profile!r} unknown; expected one of {', '.join(LESION_PROFILES)}",
+            code="invalid_option",
+        )
+    grade_weights, diameter_range_mm = LESION_PROFILES[profile]
     rng = np.random.default_rng([seed, 404])
     sites = list(LesionSite)
     site_p = np.array([0.40, 0.15, 0.20, 0.15, 0.10])
@@ -182,9 +196,11 @@ def draw_lesion_specs(
         if site == LesionSite.LUNG:
             diameter = min(diameter, 35.0)
         if rng.random() < borderline_fraction:
-            threshold = float(
-                rng.choice([*NOMINAL_LIVER_THRESHOLDS, spleen_ratio])
-            )
+            allowed = [t for t, w in zip(
+                (*NOMINAL_LIVER_THRESHOLDS, spleen_ratio), (
+                    weights[0] + weights[1], weights[1] + weights[2], weights[2] + weights[3]
+                ), strict=True) if w > 0]
+            threshold = float(rng.choice(allowed))
             ratio = threshold * float(rng.uniform(1.0 - BORDERLINE_SPREAD, 1.0 + BORDERLINE_SPREAD))
         else:
             grade = int(rng.choice(4, p=weights)) + 1
@@ -289,6 +305,29 @@ def _candidates(site: LesionSite, reg: _SiteRegion, radius_mm: float) -> np.ndar
     return idx + np.array([reg.box[0].start, reg.box[1].start, reg.box[2].start])
 
 
+# Organs whose projection a lesion should not overlap on planar views (a lesion in front of a
+# kidney or the bladder cannot be told from it); relaxed when a site has no other room.
+PROJECTION_AVOID: tuple[Tissue, ...] = (
+    Tissue.SPLEEN,
+    Tissue.KIDNEY_LEFT,
+    Tissue.KIDNEY_RIGHT,
+    Tissue.BLADDER,
+    Tissue.GALLBLADDER,
+    Tissue.BOWEL,
+    Tissue.HEART,
+    Tissue.THYROID,
+)
+PROJECTION_MARGIN_MM = 8.0
+
+
+def _projection_clearance_mm(labels: np.ndarray, grid: Grid, tissues: Sequence[Tissue]) -> np.ndarray:
+    """(nz, nx) distance (mm) from each (z, x) column to the projection along y of ``tissues``."""
+    hot = np.isin(labels, [int(t) for t in tissues]).any(axis=1)
+    if not hot.any():
+        return np.full(hot.shape, np.inf)
+    return ndimage.distance_transform_edt(~hot, sampling=(grid.spacing_mm[0], grid.spacing_mm[2]))
+
+
 def place_lesions(
     specs: Sequence[LesionSpec],
     anatomy: Anatomy,
@@ -297,13 +336,19 @@ def place_lesions(
     *,
     seed: int,
 ) -> tuple[Lesion, ...]:
-    """Place lesions on the anatomy without overlap (centres at least r1 + r2 + 8 mm apart).
+    """Place lesions on the anatomy without overlap.
+
+    Centres are at least r1 + r2 + 10 mm apart in projection (x, z), and where the site
+    allows, a lesion's projection stays 8 mm clear of the spleen, kidneys, bladder,
+    gallbladder, bowel, heart and thyroid (and of the liver for lesions outside it).
 
     Raises :class:`InvalidInputError` when a site has no room left for a lesion of that size.
     """
     rng = np.random.default_rng([seed, 505])
     placed: list[Lesion] = []
     regions: dict[LesionSite, _SiteRegion] = {}
+    clearance: np.ndarray | None = None
+    clearance_liver: np.ndarray | None = None
     idx_to_mm = grid.affine
     for k, spec in enumerate(specs):
         r_long = spec.diameter_mm / 2.0
@@ -318,12 +363,22 @@ def place_lesions(
             if spec.site not in regions:
                 regions[spec.site] = _site_region(spec.site, labels, grid, anatomy)
             cand = _candidates(spec.site, regions[spec.site], r_short)
+            if clearance is None:
+                avoid = list(PROJECTION_AVOID)
+                clearance = _projection_clearance_mm(labels, grid, avoid)
+                clearance_liver = _projection_clearance_mm(labels, grid, [*avoid, Tissue.LIVER])
+            clear = clearance if spec.site == LesionSite.LIVER else clearance_liver
+            away = clear[cand[:, 0], cand[:, 2]] >= r_long + PROJECTION_MARGIN_MM
+            if away.any():
+                cand = cand[away]
             if placed and len(cand):
                 pts = cand @ idx_to_mm[:3, :3].T + idx_to_mm[:3, 3]
                 ok = np.ones(len(cand), dtype=bool)
                 for other in placed:
-                    d = np.linalg.norm(pts - np.asarray(other.center_mm), axis=1)
-                    ok &= d >= r_long + max(other.semi_axes_mm) + 8.0
+                    # apart in projection too (x, z), so footprints on planar views are separate
+                    o = np.asarray(other.center_mm)
+                    d = np.hypot(pts[:, 0] - o[0], pts[:, 2] - o[2])
+                    ok &= d >= r_long + max(other.semi_axes_mm) + 10.0
                 cand = cand[ok]
             if len(cand) == 0:
                 raise InvalidInputError(

@@ -38,6 +38,7 @@ from octoscan.imaging.phantom.dicom_write import (
     write_spect,
 )
 from octoscan.imaging.phantom.lesions import (
+    LESION_PROFILES,
     Lesion,
     LesionSpec,
     add_lesions,
@@ -86,6 +87,7 @@ class StudySpec:
     the latest one). ``ct_slices``: CT slice count (default: cover the SPECT, or 150 slices
     for PET/CT); the PET covers the CT's axial extent. ``posterior_shift_rc``: camera-head
     misalignment in pixels (None: drawn from the seed, up to +-3 rows and +-2 columns).
+    ``lesion_profile`` ("mixed", "avid", "low") shapes random lesions (see ``LESION_PROFILES``).
     """
 
     seed: int
@@ -100,6 +102,7 @@ class StudySpec:
     diffuse_liver: bool = False
     voxel_mm: float = 4.0
     posterior_shift_rc: tuple[float, float] | None = None
+    lesion_profile: str = "mixed"
     planar_rows: int = 1024
     planar_cols: int = 256
     planar_pixel_mm: float = 2.4
@@ -133,6 +136,12 @@ class StudySpec:
         if isinstance(self.lesions, int) and not 0 <= self.lesions <= 20:
             raise InvalidInputError(
                 f"lesion count {self.lesions} outside 0-20", code="invalid_option"
+            )
+        if self.lesion_profile not in LESION_PROFILES:
+            raise InvalidInputError(
+                f"lesion profile {self.lesion_profile!r} unknown; expected one of "
+                f"{', '.join(LESION_PROFILES)}",
+                code="invalid_option",
             )
         check_variants(self.variants)
         check_compression(self.compress)
@@ -195,7 +204,7 @@ def _lesion_specs(spec: StudySpec, reference_ratio: float) -> tuple[LesionSpec, 
         n = spec.lesions
     else:
         n = int(np.random.default_rng([spec.seed, 111]).integers(1, 7))
-    return draw_lesion_specs(spec.seed, n, spleen_ratio=reference_ratio)
+    return draw_lesion_specs(spec.seed, n, spleen_ratio=reference_ratio, profile=spec.lesion_profile)
 
 
 def simulate_study(spec: StudySpec) -> SimulatedStudy:

@@ -1,0 +1,184 @@
+"""result.json: the documented, deterministic JSON form of a scored study.
+
+The schema is ``pipelines/schemas/result.schema.json`` (validated in tests). Floats are
+rounded to fixed precision so that re-runs are byte-identical; nothing time- or
+random-dependent goes in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from octoscan.imaging.types import PlanarImage
+from octoscan.models.types import Decision, Lesion, PlanarScore, ReferenceRegion
+
+SCHEMA_VERSION = "1.0"
+_DIGITS = 4
+
+
+def _num(x: float | None, digits: int = _DIGITS) -> float | None:
+    if x is None:
+        return None
+    v = float(x)
+    if not math.isfinite(v):
+        return None
+    return round(v, digits)
+
+
+def _pair(p: Sequence[float] | None, digits: int = _DIGITS) -> list[float | None] | None:
+    return None if p is None else [_num(v, digits) for v in p]
+
+
+def reference_to_dict(ref: ReferenceRegion) -> dict[str, Any]:
+    region: dict[str, Any] = {"shape": "circle" if ref.center_rc is not None else "sphere"}
+    region["radius_mm"] = _num(ref.radius_mm, 2)
+    if ref.center_rc is not None:
+        region["center_rc"] = _pair(ref.center_rc, 2)
+    if ref.center_lps_mm is not None:
+        region["center_lps_mm"] = _pair(ref.center_lps_mm, 2)
+    if ref.volume_ml is not None:
+        region["volume_ml"] = _num(ref.volume_ml, 3)
+    return {
+        "mean": _num(ref.mean),
+        "std": _num(ref.std),
+        "n_pixels": ref.n_pixels,
+        "region": region,
+        "method": ref.method,
+        "variance_method": ref.variance_method,
+        "usable": bool(ref.plausible),
+        "warnings": list(ref.warnings),
+    }
+
+
+def lesion_to_dict(lesion: Lesion) -> dict[str, Any]:
+    return {
+        "id": lesion.id,
+        "grade": lesion.grade if lesion.grade is not None else 0,
+        "graded": lesion.grade is not None,
+        "grade_range": list(lesion.grade_range),
+        "borderline": bool(lesion.borderline),
+        "ratio_liver": _num(lesion.ratio_liver),
+        "ratio_liver_ci": _pair(lesion.ratio_liver_ci),
+        "ratio_spleen": _num(lesion.ratio_spleen),
+        "ratio_spleen_ci": _pair(lesion.ratio_spleen_ci),
+        "spleen_reference_organ": lesion.spleen_reference_organ,
+        "center_rc": _pair(lesion.center_rc, 2),
+        "center_lps_mm": _pair(lesion.center_lps_mm, 2),
+        "diameter_mm": _num(lesion.diameter_mm, 2),
+        "area_cm2": _num(lesion.area_cm2, 3),
+        "volume_ml": _num(lesion.volume_ml, 3),
+        "peak_counts": _num(lesion.peak),
+        "mean_counts": _num(lesion.mean),
+        "units": lesion.units,
+        "region": lesion.region,
+        "grading_method": lesion.grading_method,
+        "ci_method": lesion.ci_method,
+        "source": lesion.source,
+        "warnings": list(lesion.warnings),
+    }
+
+
+def decision_to_dict(decision: Decision) -> dict[str, Any]:
+    return {
+        "status": decision.status,
+        "imaging_status": decision.imaging_status,
+        "rule_set": decision.rule_set,
+        "uptake_rule": decision.uptake_rule,
+        "reasons": list(decision.reasons),
+        "criteria": [
+            {
+                "name": c.name,
+                "verdict": c.verdict,
+                "reason": c.reason,
+                "value": c.value,
+                "limit": c.limit,
+                "unit": c.unit,
+                "source": c.source,
+            }
+            for c in decision.criteria
+        ],
+    }
+
+
+def _dedupe(items: Sequence[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for w in items:
+        seen.setdefault(w, None)
+    return list(seen)
+
+
+def planar_result_to_dict(
+    score: PlanarScore,
+    *,
+    study_instance_uid: str,
+    study_key: str,
+    patient_key: str | None,
+    patient_id: str | None,
+    octoscan_version: str,
+    config_hash: str,
+    images: Sequence[PlanarImage],
+    extra_warnings: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The result.json content of a planar-scored study."""
+    tracer_radionuclide = next(
+        (im.acquisition.radionuclide for im in images if im.acquisition.radionuclide), None
+    )
+    tracer_pharm = next(
+        (im.acquisition.radiopharmaceutical for im in images if im.acquisition.radiopharmaceutical),
+        None,
+    )
+    views = {im.view.value: im.view_rule for im in images}
+    out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "study_key": study_key,
+        "study_instance_uid": study_instance_uid,
+        "patient_key": patient_key,
+        "modalities_used": ["NM planar"],
+        "tracer": {
+            "name": score.tracer,
+            "radionuclide": tracer_radionuclide,
+            "radiopharmaceutical": tracer_pharm,
+            "sstr": True,
+            "assumed": bool(score.tracer_assumed),
+        },
+        "hours_post_injection": _num(score.hours_post_injection, 2),
+        "references": {ref.organ: reference_to_dict(ref) for ref in score.references},
+        "lesions": [lesion_to_dict(les) for les in score.lesions],
+        "decision": decision_to_dict(score.decision),
+        "warnings": _dedupe([*score.warnings, *extra_warnings]),
+        "provenance": {
+            "octoscan_version": octoscan_version,
+            "config_name": score.config_name,
+            "config_hash": config_hash,
+            "input_series_uids": list(score.series_instance_uids),
+            "views_used": list(score.views_used),
+            "view_rules": dict(sorted(views.items())),
+            "grid": score.grid,
+            "grading_method": score.grading_method,
+            "ci_method": score.ci_method,
+            "posterior_shift_rc": _pair(score.posterior_shift_rc, 2),
+            "pixel_spacing_mm": _pair(score.pixel_spacing_mm, 4),
+            "orientation": score.orientation,
+        },
+    }
+    if patient_id is not None:
+        out["patient_id"] = patient_id
+    return out
+
+
+def load_result_schema() -> dict[str, Any]:
+    text = resources.files("octoscan.pipelines").joinpath("schemas/result.schema.json").read_text(
+        encoding="utf-8"
+    )
+    return json.loads(text)
+
+
+def validate_result(result: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``result`` does not follow the schema."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator(load_result_schema()).validate(result)
