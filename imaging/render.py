@@ -239,7 +239,7 @@ def _check_colour(color: Sequence[int]) -> Colour:
     c = tuple(int(v) for v in color)
     if len(c) != 3 or not all(0 <= v <= 255 for v in c):
         raise ValueError(f"colour {color!r}; expected three integers 0-255")
-    return c  # type: ignore[return-value]
+    return (c[0], c[1], c[2])
 
 
 def draw_contour(
@@ -282,11 +282,8 @@ def disc_mask(
     Pixels whose centre lies within the radius of ``center_rc`` are True; the pixel nearest
     the centre is always True when it is inside the grid, so tiny regions remain visible.
     """
-    rr, rc = (
-        (float(radius_px), float(radius_px))
-        if np.ndim(radius_px) == 0
-        else tuple(float(v) for v in radius_px)  # type: ignore[union-attr]
-    )
+    radii = np.broadcast_to(np.asarray(radius_px, dtype=np.float64), (2,))
+    rr, rc = float(radii[0]), float(radii[1])
     cr, cc = float(center_rc[0]), float(center_rc[1])
     rows = np.arange(shape[0], dtype=np.float64)[:, None]
     cols = np.arange(shape[1], dtype=np.float64)[None, :]
@@ -341,9 +338,13 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def text_size(text: str, *, size: int = 12) -> tuple[int, int]:
     """(height, width) in pixels of the label box ``draw_label`` draws for ``text``."""
     font = _font(size)
-    ascent, descent = font.getmetrics()  # type: ignore[union-attr]
+    if isinstance(font, ImageFont.FreeTypeFont):
+        ascent, descent = font.getmetrics()
+        line_h = ascent + descent
+    else:  # Pillow without FreeType: the fixed bitmap font
+        line_h = int(font.getbbox("Ag")[3])
     left, _top, right, _bottom = font.getbbox(text)
-    return ascent + descent + 2 * _LABEL_PAD, int(right - min(left, 0)) + 2 * _LABEL_PAD
+    return line_h + 2 * _LABEL_PAD, int(right - min(left, 0)) + 2 * _LABEL_PAD
 
 
 def draw_label(
@@ -378,8 +379,9 @@ def upsample_nearest(image: np.ndarray, factor: int | Sequence[int]) -> np.ndarr
     """Enlarge a (row, col) or (row, col, channel) image by integer ``factor`` (or a
     (row factor, col factor) pair) with nearest-neighbour repetition: every pixel becomes a
     block, so counts are not smoothed and masks stay exact."""
-    fr, fc = (int(factor), int(factor)) if np.ndim(factor) == 0 else map(int, factor)  # type: ignore[arg-type]
-    if fr < 1 or fc < 1:
+    factors = np.broadcast_to(np.asarray(factor), (2,))
+    fr, fc = int(factors[0]), int(factors[1])
+    if fr < 1 or fc < 1 or not np.array_equal(factors, [fr, fc]):
         raise ValueError(f"factor {factor!r}; expected integers >= 1")
     arr = np.asarray(image)
     if arr.ndim not in (2, 3):

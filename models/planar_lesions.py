@@ -48,8 +48,12 @@ from octoscan.models.stats import (
 PHYSIOLOGICAL_ORGANS: tuple[str, ...] = ("spleen", "kidney_left", "kidney_right", "bladder")
 _HEAD_NECK_MIDLINE_MM = 35.0  # |offset| of a midline head/neck spot (pituitary, thyroid)
 _LIVER_LEVEL_FWHM_MM = 60.0  # smoothing of the local normal-liver level
-_MAX_LESION_RADIUS_FACTOR = 2.5
-_ORGAN_PEAK_RADIUS_MM = 25.0  # a spot this close to an organ's own peak is the organ  # a lesion region stays within this x background radius
+_MAX_LESION_RADIUS_FACTOR = 2.5  # a lesion region stays within this x background radius
+_ORGAN_PEAK_RADIUS_MM = 25.0  # a spot this close to an organ's own peak is the organ
+_KIDNEY_LESION_PA_FACTOR = 0.7
+_GALLBLADDER_OFFSET = (0.03, 0.28)  # liver-side offset from the midline / torso width
+_GALLBLADDER_BELOW_MM = 25.0  # below the liver's lowest row
+_GALLBLADDER_MAX_CONTRAST = 0.6
 
 
 @dataclass(frozen=True)
@@ -199,8 +203,13 @@ def find_lesions(
     *,
     spacing_mm: tuple[float, float],
     config: DetectionConfig,
+    anterior: np.ndarray | None = None,
+    posterior: np.ndarray | None = None,
 ) -> Detection:
     """Detect, segment and measure lesions on the scoring image (stored grid in and out).
+
+    ``anterior`` and ``posterior`` (mirrored, registered; both or neither) tell a spot in
+    front of a kidney from the kidney itself.
 
     ``variance`` is the Poisson variance map of ``image`` (None: no counting statistics;
     an empirical noise gain from the image's fine-scale residuals is used instead and the
@@ -265,6 +274,25 @@ def find_lesions(
         else:
             rr, cc = np.unravel_index(int(np.argmax(np.where(m, excess, -np.inf))), m.shape)
             organ_peaks[name] = (int(rr), int(cc))
+    pa = None
+    if anterior is not None and posterior is not None:
+        a_s = smooth(frame.to_canonical(np.asarray(anterior, dtype=np.float64)), sigma_d)
+        p_s = smooth(frame.to_canonical(np.asarray(posterior, dtype=np.float64)), sigma_d)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pa = np.where(a_s > 0, p_s / np.maximum(a_s, 1e-12), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        contrast_map = np.where(bg > 0, excess / np.maximum(bg, 1e-12), np.inf)
+    liver_rows_idx = np.flatnonzero(liver.any(axis=1))
+    ctx = _Context(
+        phys=phys,
+        organ_peaks=organ_peaks,
+        sd=sd,
+        contrast=contrast_map,
+        pa=pa,
+        organs=organs,
+        liver_rows=(int(liver_rows_idx[0]), int(liver_rows_idx[-1])) if liver_rows_idx.size else None,
+        spacing_mm=spacing_mm,
+    )
     kept: list[tuple[int, int, str]] = []
     set_aside: list[SetAside] = []
     for r, c in peaks:
@@ -273,7 +301,7 @@ def find_lesions(
         contrast = float(excess[r, c] / bg[r, c]) if bg[r, c] > 0 else math.inf
         if zval < config.min_z_score or contrast < config.min_contrast:
             continue
-        organ = _physiological(r, c, phys, organ_peaks, excess, organs, spacing_mm)
+        organ = _physiological(r, c, ctx)
         if organ is not None:
             set_aside.append(SetAside(frame.point_to_stored((r, c)), organ, zval))
             continue
@@ -301,34 +329,61 @@ def find_lesions(
     return Detection(tuple(spots), tuple(set_aside), z_bias, noise_method, tuple(warnings))
 
 
-def _physiological(
-    r: int,
-    c: int,
-    phys: dict[str, np.ndarray | None],
-    organ_peaks: dict[str, tuple[int, int]],
-    excess: np.ndarray,
-    organs: OrganMap,
-    spacing_mm: tuple[float, float],
-) -> str | None:
+@dataclass(frozen=True)
+class _Context:
+    """What the physiological-uptake test needs (canonical frame)."""
+
+    phys: dict[str, np.ndarray | None]
+    organ_peaks: dict[str, tuple[int, int]]
+    sd: np.ndarray
+    contrast: np.ndarray
+    pa: np.ndarray | None
+    organs: OrganMap
+    liver_rows: tuple[int, int] | None
+    spacing_mm: tuple[float, float]
+
+
+def _physiological(r: int, c: int, ctx: _Context) -> str | None:
     """Organ whose own uptake a spot at (r, c) is, or None.
 
-    A spot inside an organ mask is the organ, unless it lies farther than
-    ``_ORGAN_PEAK_RADIUS_MM`` from the organ's own peak *and* stands out more than that peak
-    (a separate, hotter spot overlapping the organ in projection, e.g. a node in front of a
-    kidney). Midline spots in the head and neck are pituitary or thyroid.
+    * Spleen or bladder mask: that organ.
+    * Kidney mask: the kidney, unless the spot lies farther than ``_ORGAN_PEAK_RADIUS_MM``
+      from the kidney's own peak *and* is either hotter than that peak or, with both views,
+      clearly more anterior (posterior/anterior count ratio below ``_KIDNEY_LESION_PA_FACTOR``
+      times the kidney's): a node or pancreatic lesion in front of a kidney.
+    * Gallbladder (visible at 24 h on Octreoscan): a spot of modest contrast (below
+      ``_GALLBLADDER_MAX_CONTRAST``) in the lower part of the liver or just below it, medial
+      on the liver side (``_GALLBLADDER_OFFSET`` of the torso width from the midline).
+    * Pituitary or thyroid: a midline spot in the head and neck.
     """
-    for name, mask in phys.items():
+    sp = ctx.spacing_mm
+    for name, mask in ctx.phys.items():
         if mask is None or not mask[r, c]:
             continue
-        peak = organ_peaks.get(name)
-        if peak is None:
+        peak = ctx.organ_peaks.get(name)
+        if not name.startswith("kidney") or peak is None:
             return name
-        d = math.hypot((r - peak[0]) * spacing_mm[0], (c - peak[1]) * spacing_mm[1])
-        if d <= _ORGAN_PEAK_RADIUS_MM or excess[r, c] <= excess[peak]:
+        d = math.hypot((r - peak[0]) * sp[0], (c - peak[1]) * sp[1])
+        if d <= _ORGAN_PEAK_RADIUS_MM:
             return name
+        hotter = ctx.sd[r, c] > ctx.sd[peak]
+        anterior = ctx.pa is not None and ctx.pa[r, c] < _KIDNEY_LESION_PA_FACTOR * ctx.pa[peak]
+        if not (hotter or anterior):
+            return name
+    organs = ctx.organs
+    if ctx.liver_rows is not None and organs.torso_width_mm > 0:
+        top, bottom = ctx.liver_rows
+        offset = (organs.midline_col - c) * sp[1] / organs.torso_width_mm  # liver side > 0
+        in_rows = top + 0.5 * (bottom - top) <= r <= bottom + _GALLBLADDER_BELOW_MM / sp[0]
+        if (
+            in_rows
+            and _GALLBLADDER_OFFSET[0] <= offset <= _GALLBLADDER_OFFSET[1]
+            and ctx.contrast[r, c] < _GALLBLADDER_MAX_CONTRAST
+        ):
+            return "gallbladder"
     hn = organs.head_neck_rows
     if hn is not None and hn[0] <= r < hn[1]:
-        if abs(c - organs.midline_col) * spacing_mm[1] <= _HEAD_NECK_MIDLINE_MM:
+        if abs(c - organs.midline_col) * sp[1] <= _HEAD_NECK_MIDLINE_MM:
             return "head_neck_midline (pituitary/thyroid)"
     return None
 

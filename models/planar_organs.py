@@ -135,6 +135,7 @@ class _Basin:
     col_mm: float
     offset: float  # signed lateral offset from the midline / torso width (+ = image right)
     pa_ratio: float | None
+    peak_rc: tuple[int, int] = (0, 0)
 
 
 def _footprint(radius_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
@@ -484,6 +485,7 @@ def _basins(
                 col_mm=float(cc.mean()) * spacing_mm[1],
                 offset=(float(cc.mean()) - midline) * spacing_mm[1] / max(torso_width_mm, 1e-6),
                 pa_ratio=pa,
+                peak_rc=_argmax_in(organ_img, full),
             )
         )
     return out
@@ -538,6 +540,8 @@ _KIDNEY_OFFSET_MM = (25.0, 140.0)  # |centre - midline|
 _KIDNEY_PAIR_MAX_DROW_MM = 50.0
 _KIDNEY_PAIR_MAX_DOFFSET_MM = 50.0
 _KIDNEY_DOG_SIGMA_MM = (18.0, 30.0)
+_KIDNEY_ABOVE_LIVER_MM = 10.0  # kidney centres lie at most this far above the liver's centre
+_KIDNEY_MIN_AREA_CM2 = 20.0  # half-maximum area of a kidney on the posterior view
 
 
 def _find_kidneys(
@@ -555,10 +559,12 @@ def _find_kidneys(
     """Kidneys as a pair of kidney-sized blobs either side of the spine.
 
     Blobs: maxima of a difference of Gaussians (kidney scale) of the posterior view (the
-    kidneys lie posterior) or of the scoring image without one. A pair lies at about the
-    same height and distance from the midline; with both views each blob must have more
-    counts on the posterior view. Without a pair, a single posterior-dominant blob on the
-    liver side at or below the liver's centre is taken as the right kidney.
+    kidneys lie posterior) or of the scoring image without one, at or below the liver's
+    centre, 25-140 mm from the midline, kidney-sized (half-maximum area of at least
+    ``_KIDNEY_MIN_AREA_CM2``). A pair lies at about the same height and distance from the
+    midline and is scored by its weaker member (kidneys take up alike); with both views
+    each blob must have more counts on the posterior view. Without a pair, a single
+    posterior-dominant blob on the liver side is taken as the right kidney.
     """
     have_pa = ant is not None and post is not None
     base = post if post is not None else gm_smooth
@@ -566,15 +572,20 @@ def _find_kidneys(
     s2 = (_KIDNEY_DOG_SIGMA_MM[1] / spacing_mm[0], _KIDNEY_DOG_SIGMA_MM[1] / spacing_mm[1])
     dog = smooth(base, s1) - smooth(base, s2)
     rows = np.arange(body.shape[0])[:, None] * spacing_mm[0]
-    zone = body & (rows >= liver.row_mm - 60.0) & (rows <= liver.row_mm + 220.0)
+    zone = (
+        body
+        & (rows >= liver.row_mm - _KIDNEY_ABOVE_LIVER_MM)
+        & (rows <= liver.row_mm + 220.0)
+    )
     if not zone.any() or float(dog[zone].max()) <= 0.0:
         return {}
     peaks = peak_local_max(
         np.where(zone, dog, 0.0),
         min_distance=max(1, round(10.0 / min(spacing_mm))),
-        threshold_abs=0.1 * float(dog[zone].max()),
+        threshold_abs=1e-9,
         exclude_border=False,
     )
+    pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
     cands = []
     for r, c in peaks:
         dx = (float(c) - midline) * spacing_mm[1] * side_sign  # liver side negative
@@ -587,6 +598,12 @@ def _find_kidneys(
             pa = float(post[r, c]) / a if a > 0 else None
             if pa is None or pa < config.kidney_min_posterior_anterior_ratio:
                 continue
+        grown = grow_region(
+            base, (int(r), int(c)), window_mm=_KIDNEY_WINDOW_MM, spacing_mm=spacing_mm,
+            allowed=body,
+        )
+        if float(grown.sum()) * pixel_cm2 < _KIDNEY_MIN_AREA_CM2:
+            continue
         cands.append((int(r), int(c), dx, float(dog[r, c])))
     best: tuple[float, tuple[int, int, float, float], tuple[int, int, float, float]] | None = None
     for ri in cands:
@@ -597,7 +614,7 @@ def _find_kidneys(
                 continue
             if abs(abs(ri[2]) - abs(le[2])) > _KIDNEY_PAIR_MAX_DOFFSET_MM:
                 continue
-            score = ri[3] + le[3]
+            score = min(ri[3], le[3])
             if best is None or score > best[0]:
                 best = (score, ri, le)
     found: dict[str, tuple[int, int]] = {}
@@ -619,8 +636,9 @@ def _find_kidneys(
 
 
 def _minus(b: _Basin, taken: np.ndarray, spacing_mm: tuple[float, float]) -> _Basin | None:
+    """The basin without ``taken`` pixels; None when its peak was taken (a kidney's remnant)."""
     mask = b.mask & ~taken
-    if not mask.any():
+    if not mask.any() or taken[b.peak_rc]:
         return None
     mask = _largest_component(mask)
     rr, cc = np.nonzero(mask)
@@ -636,6 +654,7 @@ def _minus(b: _Basin, taken: np.ndarray, spacing_mm: tuple[float, float]) -> _Ba
         col_mm=float(cc.mean()) * spacing_mm[1],
         offset=b.offset,
         pa_ratio=b.pa_ratio,
+        peak_rc=b.peak_rc,
     )
 
 
@@ -728,7 +747,6 @@ def _classify(
         if off(b) >= 0.12
         and abs(b.row_mm - liver.row_mm) <= _SPLEEN_MAX_ROW_OFFSET_MM
         and config.spleen_min_area_cm2 <= b.area_cm2 <= config.spleen_max_area_cm2
-        and b.level > 0.8 * liver.level
     ]
     if spleen_cands:
         spleen = max(spleen_cands, key=lambda b: b.level)

@@ -356,7 +356,13 @@ def score_planar(
     )
     warnings.extend(organs.warnings)
     detection = find_lesions(
-        conj.image, conj.variance, organs, spacing_mm=spacing, config=config.planar.detection
+        conj.image,
+        conj.variance,
+        organs,
+        spacing_mm=spacing,
+        config=config.planar.detection,
+        anterior=conj.anterior if both else None,
+        posterior=conj.posterior if both else None,
     )
     warnings.extend(detection.warnings)
     references, ref_warnings = _references(conj, organs, detection, config)

@@ -91,6 +91,7 @@ class TomoCTConfig:
     liver_hu_max: float = field(metadata=_r(-100.0, 400.0, "HU"))
     spleen_hu_min: float = field(metadata=_r(-100.0, 300.0, "HU"))
     spleen_hu_max: float = field(metadata=_r(-100.0, 400.0, "HU"))
+    fluid_hu_min: float = field(metadata=_r(-200.0, 100.0, "HU"))
     fluid_hu_max: float = field(metadata=_r(-100.0, 100.0, "HU"))
     bone_hu_min: float = field(metadata=_r(50.0, 2000.0, "HU"))
     lung_hu_max: float = field(metadata=_r(-1000.0, 0.0, "HU"))
@@ -135,6 +136,7 @@ class TomoDetectionConfig:
     elongated_min_ratio: float = field(metadata=_r(1.0, 20.0))
     large_faint_min_volume_ml: float = field(metadata=_r(1.0, 5000.0, "mL"))
     adrenal_max_ratio_spleen: float = field(metadata=_r(0.0, 10.0))
+    uncinate_max_ratio_liver: float = field(metadata=_r(0.0, 10.0))
 
 
 @dataclass(frozen=True)
@@ -191,19 +193,40 @@ def check_tomo_config(cfg: TomoConfig, *, source: str = "[tomo]") -> None:
     """Cross-field rules (minimum below maximum) that ranges alone cannot express."""
     o, c = cfg.organs, cfg.ct
     pairs = (
-        ("tomo.organs.liver_min_volume_ml", o.liver_min_volume_ml,
-         "tomo.organs.liver_max_volume_ml", o.liver_max_volume_ml),
-        ("tomo.organs.spleen_min_volume_ml", o.spleen_min_volume_ml,
-         "tomo.organs.spleen_max_volume_ml", o.spleen_max_volume_ml),
-        ("tomo.organs.kidney_min_volume_ml", o.kidney_min_volume_ml,
-         "tomo.organs.kidney_max_volume_ml", o.kidney_max_volume_ml),
-        ("tomo.organs.kidney_min_lateral_mm", o.kidney_min_lateral_mm,
-         "tomo.organs.kidney_max_lateral_mm", o.kidney_max_lateral_mm),
-        ("tomo.organs.liver_band_low", o.liver_band_low,
-         "tomo.organs.liver_band_high", o.liver_band_high),
+        (
+            "tomo.organs.liver_min_volume_ml",
+            o.liver_min_volume_ml,
+            "tomo.organs.liver_max_volume_ml",
+            o.liver_max_volume_ml,
+        ),
+        (
+            "tomo.organs.spleen_min_volume_ml",
+            o.spleen_min_volume_ml,
+            "tomo.organs.spleen_max_volume_ml",
+            o.spleen_max_volume_ml,
+        ),
+        (
+            "tomo.organs.kidney_min_volume_ml",
+            o.kidney_min_volume_ml,
+            "tomo.organs.kidney_max_volume_ml",
+            o.kidney_max_volume_ml,
+        ),
+        (
+            "tomo.organs.kidney_min_lateral_mm",
+            o.kidney_min_lateral_mm,
+            "tomo.organs.kidney_max_lateral_mm",
+            o.kidney_max_lateral_mm,
+        ),
+        (
+            "tomo.organs.liver_band_low",
+            o.liver_band_low,
+            "tomo.organs.liver_band_high",
+            o.liver_band_high,
+        ),
         ("tomo.ct.liver_hu_min", c.liver_hu_min, "tomo.ct.liver_hu_max", c.liver_hu_max),
         ("tomo.ct.spleen_hu_min", c.spleen_hu_min, "tomo.ct.spleen_hu_max", c.spleen_hu_max),
-    )  # fmt: skip
+        ("tomo.ct.fluid_hu_min", c.fluid_hu_min, "tomo.ct.fluid_hu_max", c.fluid_hu_max),
+    )
     for lo_key, lo, hi_key, hi in pairs:
         _order(lo_key, lo, hi_key, hi, source)
 

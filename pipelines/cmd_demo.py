@@ -42,8 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("out_dir", nargs="?", default=None, metavar="OUT_DIR")
     p.add_argument("--seed", type=int, default=DEMO_SEED, help=f"study seed (default {DEMO_SEED})")
     p.add_argument("--ct-slices", type=int, default=None, help="number of CT slices")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace OUT_DIR when it holds an earlier phantom (truth.json)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT_DIR when it holds an earlier phantom (truth.json)",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,26 +54,40 @@ def _load_and_describe(root: Path, out: TextIO) -> tuple[int, int]:
     """Discover and load every series under ``root``; returns (series loaded, failures)."""
     index = discover(root)
     loaded = failed = 0
-    print(f"index: {len(index.series)} series, {index.n_files_seen} files, "
-          f"{len(index.skipped)} skipped", file=out)
+    print(
+        f"index: {len(index.series)} series, {index.n_files_seen} files, "
+        f"{len(index.skipped)} skipped",
+        file=out,
+    )
     for entry in index.series:
-        head = f"  {entry.kind.value:<18} {entry.modality or '-':<3} {entry.series_description or ''}"
+        head = (
+            f"  {entry.kind.value:<18} {entry.modality or '-':<3} {entry.series_description or ''}"
+        )
         try:
             if entry.kind in (SeriesKind.PLANAR_WHOLE_BODY, SeriesKind.PLANAR_STATIC):
                 images = load_planar(entry)
                 print(f"{head}: {len(images)} view(s)", file=out)
                 for im in images:
                     windows = ", ".join(im.acquisition.energy_windows_used) or "-"
-                    print(f"      {im.view.value:<9} {im.counts.shape[0]}x{im.counts.shape[1]} "
-                          f"{im.total_counts:>10.0f} counts  (view by {im.view_rule}; "
-                          f"windows summed: {windows})", file=out)
+                    print(
+                        f"      {im.view.value:<9} {im.counts.shape[0]}x{im.counts.shape[1]} "
+                        f"{im.total_counts:>10.0f} counts  (view by {im.view_rule}; "
+                        f"windows summed: {windows})",
+                        file=out,
+                    )
             elif entry.kind in (SeriesKind.CT, SeriesKind.SPECT, SeriesKind.PET):
-                loader = {SeriesKind.CT: load_ct, SeriesKind.SPECT: load_spect,
-                          SeriesKind.PET: load_pet}[entry.kind]
+                loader = {
+                    SeriesKind.CT: load_ct,
+                    SeriesKind.SPECT: load_spect,
+                    SeriesKind.PET: load_pet,
+                }[entry.kind]
                 vol = loader(entry.files)
                 spacing = " x ".join(f"{s:.2f}" for s in vol.spacing_mm)
-                print(f"{head}: {vol.shape} voxels of {spacing} mm, {vol.units}, "
-                      f"range {float(vol.array.min()):.0f}..{float(vol.array.max()):.0f}", file=out)
+                print(
+                    f"{head}: {vol.shape} voxels of {spacing} mm, {vol.units}, "
+                    f"range {float(vol.array.min()):.0f}..{float(vol.array.max()):.0f}",
+                    file=out,
+                )
             else:
                 print(f"{head}: not loaded ({entry.kind_reason or entry.kind.value})", file=out)
                 continue
@@ -85,24 +102,29 @@ def _describe_truth(composed: dict[str, Any], out: TextIO) -> None:
     print(f"truth: {len(composed['lesions'])} lesion(s)", file=out)
     for les in composed["lesions"]:
         seen = "visible" if les.get("visible") else "not visible on planar"
-        print(f"  {les['id']:<4} {les['site']:<11} {les['diameter_mm']:>5.1f} mm  true grade "
-              f"{les['true_grade']}, apparent planar grade {les.get('apparent_grade')} ({seen})",
-              file=out)
+        print(
+            f"  {les['id']:<4} {les['site']:<11} {les['diameter_mm']:>5.1f} mm  true grade "
+            f"{les['true_grade']}, apparent planar grade {les.get('apparent_grade')} ({seen})",
+            file=out,
+        )
     planar = composed["expected_decision"].get("planar")
     if planar:
-        print(f"expected decision ({composed['grading']['config']}, planar): {planar['status']}",
-              file=out)
+        print(
+            f"expected decision ({composed['grading']['config']}, planar): {planar['status']}",
+            file=out,
+        )
 
 
 def run_demo(out_dir: Path, *, seed: int, ct_slices: int | None, out: TextIO) -> int:
     """Write the demo study to ``out_dir`` and run the main job; returns the exit code."""
-    spec = StudySpec(seed=seed, kind="all", lesions=parse_lesion_specs(DEMO_LESIONS),
-                     ct_slices=ct_slices)
+    spec = StudySpec(
+        seed=seed, kind="all", lesions=parse_lesion_specs(DEMO_LESIONS), ct_slices=ct_slices
+    )
     truth = generate_study(spec, out_dir)
     composed = compose_truth(truth, load_config("default"))
     write_json_atomic(out_dir / TRUTH_NAME, composed)
     print(f"demo study written to {out_dir}", file=out)
-    loaded, failed = _load_and_describe(out_dir, out)
+    _, failed = _load_and_describe(out_dir, out)
     _describe_truth(composed, out)
     print("scoring: not available yet (indexing and loading only)", file=out)
     return 1 if failed else 0

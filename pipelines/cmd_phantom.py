@@ -42,29 +42,52 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--seed", type=int, default=1, help="study seed (default 1)")
-    p.add_argument("--kind", choices=KINDS, default="all",
-                   help="planar, spect-ct, pet-ct (68Ga study) or all (planar + SPECT/CT)")
+    p.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="all",
+        help="planar, spect-ct, pet-ct (68Ga study) or all (planar + SPECT/CT)",
+    )
     p.add_argument(
         "--lesions",
         default=None,
         help="number of random lesions (0-20), or SITE:DIAMETER_MM:RATIO_LIVER[:ELONGATION] "
         "items separated by commas (sites: liver, pancreas, lymph_node, bone, lung)",
     )
-    p.add_argument("--counts", type=float, default=1.5e6,
-                   help="expected counts of the anterior whole-body view (default 1.5e6)")
+    p.add_argument(
+        "--counts",
+        type=float,
+        default=1.5e6,
+        help="expected counts of the anterior whole-body view (default 1.5e6)",
+    )
     p.add_argument("--ct-slices", type=int, default=None, help="number of CT slices")
-    p.add_argument("--compress", choices=sorted(COMPRESSIONS), default=None,
-                   help="compress pixel data (lossless)")
-    p.add_argument("--variant", action="append", default=[], metavar="NAME",
-                   help=f"DICOM variant of the whole-body views, repeatable or comma-separated: "
-                   f"{', '.join(PLANAR_VARIANTS)}")
-    p.add_argument("--hours", default="24",
-                   help="planar time point(s) in hours post injection, e.g. 24 or 4,24")
+    p.add_argument(
+        "--compress",
+        choices=sorted(COMPRESSIONS),
+        default=None,
+        help="compress pixel data (lossless)",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"DICOM variant of the whole-body views, repeatable or comma-separated: "
+        f"{', '.join(PLANAR_VARIANTS)}",
+    )
+    p.add_argument(
+        "--hours",
+        default="24",
+        help="planar time point(s) in hours post injection, e.g. 24 or 4,24",
+    )
     p.add_argument("--splenectomy", action="store_true", help="no spleen")
     p.add_argument("--diffuse-liver", action="store_true", help="diffuse liver involvement")
     p.add_argument("--config", default="default", help="rule set for the truth's grades")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace OUT_DIR when it holds an earlier phantom (truth.json)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT_DIR when it holds an earlier phantom (truth.json)",
+    )
     p.set_defaults(func=run_phantom)
 
     c = sub.add_parser(
@@ -81,19 +104,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
     c.add_argument("--kind", choices=KINDS, default="all")
     c.add_argument("--ct-slices", type=int, default=None)
-    c.add_argument("--workers", type=int, default=None,
-                   help="parallel processes (default: number of CPUs)")
+    c.add_argument(
+        "--workers", type=int, default=None, help="parallel processes (default: number of CPUs)"
+    )
     c.add_argument("--config", default="default", help="rule set for the truth's grades")
-    c.add_argument("--overwrite", action="store_true",
-                   help="replace OUT_DIR when it holds an earlier cohort (cohort.json)")
+    c.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT_DIR when it holds an earlier cohort (cohort.json)",
+    )
     c.set_defaults(func=run_cohort)
 
 
 def prepare_out_dir(out: Path, marker: str, overwrite: bool) -> None:
     """Refuse a non-empty OUT_DIR unless it is an earlier phantom output and --overwrite."""
     if out.exists() and not out.is_dir():
-        raise InvalidInputError("OUT_DIR exists and is not a folder", code="invalid_option",
-                                path=out)
+        raise InvalidInputError(
+            "OUT_DIR exists and is not a folder", code="invalid_option", path=out
+        )
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise InvalidInputError(
@@ -150,29 +178,47 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
     )
 
 
-def print_summary(truth: StudyTruth, composed: dict[str, Any], out: Path, *, file: Any = None) -> None:
+def print_summary(
+    truth: StudyTruth, composed: dict[str, Any], out: Path, *, file: Any = None
+) -> None:
     """A short human-readable summary of one written study (no patient identifiers)."""
     f = file or sys.stdout
     print(f"phantom study seed {truth.seed} ({truth.kind}, {truth.tracer}) -> {out}", file=f)
     for s in truth.series:
-        print(f"  {s.folder:<20} {s.modality:<3} {s.role:<18} {s.n_files:>4} file(s)  "
-              f"{s.series_description}", file=f)
+        print(
+            f"  {s.folder:<20} {s.modality:<3} {s.role:<18} {s.n_files:>4} file(s)  "
+            f"{s.series_description}",
+            file=f,
+        )
     if truth.primary_planar is not None:
         p = truth.primary_planar
-        print(f"  planar {p.hours_post_injection:g} h: anterior {p.counts_anterior} counts, "
-              f"posterior {p.counts_posterior} counts", file=f)
+        print(
+            f"  planar {p.hours_post_injection:g} h: anterior {p.counts_anterior} counts, "
+            f"posterior {p.counts_posterior} counts",
+            file=f,
+        )
     print(f"  lesions: {len(truth.lesions)}", file=f)
     for les in composed["lesions"]:
         app = les.get("apparent_grade")
-        extra = (f" apparent grade {app} (ratio to liver {les['apparent_ratio_liver']})"
-                 f"{'' if les.get('visible') else ' not visible'}" if app is not None else "")
-        print(f"    {les['id']:<4} {les['site']:<11} {les['diameter_mm']:>5.1f} mm  "
-              f"true ratio to liver {les['true_ratio_liver']:<7g} true grade "
-              f"{les['true_grade']}{extra}{'  borderline' if les['borderline'] else ''}", file=f)
+        extra = (
+            f" apparent grade {app} (ratio to liver {les['apparent_ratio_liver']})"
+            f"{'' if les.get('visible') else ' not visible'}"
+            if app is not None
+            else ""
+        )
+        print(
+            f"    {les['id']:<4} {les['site']:<11} {les['diameter_mm']:>5.1f} mm  "
+            f"true ratio to liver {les['true_ratio_liver']:<7g} true grade "
+            f"{les['true_grade']}{extra}{'  borderline' if les['borderline'] else ''}",
+            file=f,
+        )
     for name, d in composed["expected_decision"].items():
         if isinstance(d, dict):
-            print(f"  expected decision ({name}, {composed['grading']['config']}): {d['status']}"
-                  f"{' (review justified)' if d['review_justified'] else ''}", file=f)
+            print(
+                f"  expected decision ({name}, {composed['grading']['config']}): {d['status']}"
+                f"{' (review justified)' if d['review_justified'] else ''}",
+                file=f,
+            )
 
 
 def run_phantom(args: argparse.Namespace) -> int:
@@ -244,7 +290,9 @@ def run_cohort(args: argparse.Namespace) -> int:
     rows = generate_cohort(out, entries, config_name=args.config, workers=args.workers)
     total = time.perf_counter() - t0
     for r in rows:
-        print(f"  {r['name']}  seed {r['seed']:<8} {r['edge_case']:<15} {r['n_lesions']} lesion(s) "
-              f"{int(r['counts']):>8} counts  {r['seconds']:.2f} s")
+        print(
+            f"  {r['name']}  seed {r['seed']:<8} {r['edge_case']:<15} {r['n_lesions']} lesion(s) "
+            f"{int(r['counts']):>8} counts  {r['seconds']:.2f} s"
+        )
     print(f"phantom cohort: {len(rows)} studies in {total:.1f} s -> {out}")
     return 0

@@ -18,7 +18,7 @@ superior (coronal) at the top.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,9 +82,17 @@ def _ref_label(ref: ReferenceRegion) -> str:
 # --------------------------------------------------------------------------- labels
 
 
+def _outline(mask: np.ndarray) -> np.ndarray:
+    """The region grown by the contour thickness, so that its contour lies just outside the
+    region and leaves every pixel of the lesion (or reference) visible."""
+    return ndimage.binary_dilation(
+        mask, structure=np.ones((3, 3), dtype=bool), iterations=_CONTOUR_PX
+    )
+
+
 @dataclass(frozen=True)
 class _Mark:
-    """One outlined region on the display grid, with its label."""
+    """One outlined region on the display grid (grown by ``_outline``), with its label."""
 
     mask: np.ndarray  # bool, display grid
     colour: Colour
@@ -93,36 +101,42 @@ class _Mark:
 
 
 def _place_labels(marks: Sequence[_Mark], shape: tuple[int, int]) -> list[tuple[int, int] | None]:
-    """Top-left corners for each mark's label: beside its region, inside the image, not on
-    a label already placed (first free candidate: right, left, above, below)."""
-    placed: list[tuple[int, int, int, int]] = []
-    out: list[tuple[int, int] | None] = []
+    """Top-left corners for each mark's label: beside its region (right, left, above or
+    below, the first that is free), inside the image, covering neither a label already
+    placed nor another outlined region when that can be avoided."""
+    regions: list[tuple[int, int, int, int] | None] = []
     for mark in marks:
         rows, cols = np.nonzero(mark.mask)
-        if rows.size == 0:
+        regions.append(
+            None
+            if rows.size == 0
+            else (int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1)
+        )
+    placed: list[tuple[int, int, int, int]] = []
+    out: list[tuple[int, int] | None] = []
+    for mark, region in zip(marks, regions, strict=True):
+        if region is None:
             out.append(None)
             continue
-        r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
+        r0, c0, r1, c1 = region
         h, w = text_size(mark.label, size=_LABEL_SIZE)
         mid = (r0 + r1) // 2 - h // 2
-        candidates = [
-            (mid, c1 + 3),
-            (mid, c0 - w - 3),
-            (r0 - h - 2, (c0 + c1) // 2 - w // 2),
-            (r1 + 3, (c0 + c1) // 2 - w // 2),
-        ]
-        best = None
+        centre = (c0 + c1) // 2 - w // 2
+        candidates = [(mid, c1 + 2), (mid, c0 - w - 3), (r0 - h - 2, centre), (r1 + 2, centre)]
+        best: tuple[int, int] | None = None
+        best_cost = None
         for top, left in candidates:
             top = min(max(top, 0), max(shape[0] - h, 0))
             left = min(max(left, 0), max(shape[1] - w, 0))
             box = (top, left, top + h, left + w)
-            if not any(_overlap(box, other) for other in placed):
-                best = (top, left)
+            cost = 2 * sum(_overlap(box, p) for p in placed) + sum(
+                _overlap(box, other) for other in regions if other is not None
+            )
+            if best_cost is None or cost < best_cost:
+                best, best_cost = (top, left), cost
+            if cost == 0:
                 break
-        if best is None:  # every side taken: stack below the lowest label nearby
-            top = min(max(max(p[2] for p in placed) + 1, 0), max(shape[0] - h, 0))
-            left = min(max(int(c1) + 3, 0), max(shape[1] - w, 0))
-            best = (top, left)
+        assert best is not None
         placed.append((best[0], best[1], best[0] + h, best[1] + w))
         out.append(best)
     return out
@@ -384,11 +398,11 @@ def _planar_marks(
     for ref in score.references:
         m = region(ref.mask, ref.center_rc, ref.radius_mm)
         if m is not None and m.any():
-            marks.append(_Mark(m, REFERENCE_COLOUR, _ref_label(ref)))
+            marks.append(_Mark(_outline(m), REFERENCE_COLOUR, _ref_label(ref)))
     for lesion in sorted(score.lesions, key=lambda x: x.id):
         m = region(lesion.mask, lesion.center_rc, lesion.diameter_mm / 2.0)
         if m is not None and m.any():
-            marks.append(_Mark(m, _grade_colour(lesion.grade), str(lesion.id)))
+            marks.append(_Mark(_outline(m), _grade_colour(lesion.grade), str(lesion.id)))
     return marks
 
 
@@ -626,8 +640,8 @@ def _slice_marks(
     regions: Sequence[_Region3D],
     labels: np.ndarray | None,
     plane_shape: tuple[int, int],
-    centre_rc_of: object,
-    distance_of: object,
+    centre_rc_of: Callable[[Sequence[float]], tuple[float, float]],
+    distance_of: Callable[[Sequence[float]], float],
     pixel_mm: float,
     factor: int,
 ) -> list[_Mark]:
@@ -641,15 +655,15 @@ def _slice_marks(
             if m.any():
                 mask = upsample_nearest(m, factor)
         elif reg.center_lps_mm is not None:
-            d = float(distance_of(reg.center_lps_mm))  # type: ignore[operator]
+            d = float(distance_of(reg.center_lps_mm))
             if abs(d) <= reg.radius_mm:
                 r_plane = math.sqrt(max(reg.radius_mm**2 - d**2, 0.0)) / pixel_mm * factor
-                cr, cc = centre_rc_of(reg.center_lps_mm)  # type: ignore[operator]
+                cr, cc = centre_rc_of(reg.center_lps_mm)
                 mask = disc_mask(
                     big, ((cr + 0.5) * factor - 0.5, (cc + 0.5) * factor - 0.5), r_plane
                 )
         if mask is not None and mask.any():
-            marks.append(_Mark(mask, reg.colour, reg.label, reg.halo))
+            marks.append(_Mark(_outline(mask), reg.colour, reg.label, reg.halo))
     return marks
 
 

@@ -72,8 +72,14 @@ class _Row:
     borderline: bool
 
 
-def _model_lesion(k: int, row: _Row, thr: KrenningThresholds, ref_organ: str | None, method: str,
-                  scale: float = 1.0) -> Lesion:
+def _model_lesion(
+    k: int,
+    row: _Row,
+    thr: KrenningThresholds,
+    ref_organ: str | None,
+    method: str,
+    scale: float = 1.0,
+) -> Lesion:
     rl = row.ratio_liver * scale
     rs = row.ratio_ref * scale if row.ratio_ref is not None else None
     grade = grade_from_ratios(rl, rs, thr)
@@ -175,7 +181,9 @@ def compose_truth(truth: StudyTruth, config: ScoringConfig) -> dict[str, Any]:
         reasons = borderline_reasons(lesion.true_ratio_liver, true_ref, thr, what="true")
         for p_truth, p_out in zip(lesion.planar, out["planar"], strict=True):
             app_ref = (
-                p_truth.apparent_ratio_kidney if truth.splenectomy else p_truth.apparent_ratio_spleen
+                p_truth.apparent_ratio_kidney
+                if truth.splenectomy
+                else p_truth.apparent_ratio_spleen
             )
             p_out["apparent_grade"] = grade_from_ratios(
                 p_truth.apparent_ratio_liver, app_ref, thr, visible=p_truth.visible
@@ -214,20 +222,28 @@ def compose_truth(truth: StudyTruth, config: ScoringConfig) -> dict[str, Any]:
                 diameter_mm=lesion.diameter_mm,
                 center_rc=None,
                 center_lps_mm=lesion.center_lps_mm,
-                borderline=bool(borderline_reasons(lesion.true_ratio_liver, true_ref, thr, what="")),
+                borderline=bool(
+                    borderline_reasons(lesion.true_ratio_liver, true_ref, thr, what="")
+                ),
             )
         )
     decisions: dict[str, Any] = {
         "rule_set": config.name,
         "uptake_rule": config.decision.uptake_rule,
         "true": _decide(
-            true_rows, _references(truth, planar=False), config, ref_organ=ref_organ,
+            true_rows,
+            _references(truth, planar=False),
+            config,
+            ref_organ=ref_organ,
             method=GRADING_METHOD_TRUE,
         ),
     }
     if primary is not None:
         decisions["planar"] = _decide(
-            planar_rows, _references(truth, planar=True), config, ref_organ=ref_organ,
+            planar_rows,
+            _references(truth, planar=True),
+            config,
+            ref_organ=ref_organ,
             method=GRADING_METHOD_PLANAR,
         )
         decisions["planar"]["hours_post_injection"] = truth.planar[primary].hours_post_injection

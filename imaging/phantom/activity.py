@@ -29,8 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from octoscan.imaging.phantom.anatomy import Grid, Tissue
 from scipy import ndimage
+
+from octoscan.imaging.phantom.anatomy import Grid, Tissue
 
 
 class Tracer(enum.StrEnum):
@@ -253,4 +254,3 @@ def activity_volume(
         mottled = mean * (1.0 + 0.35 * field)
         conc[liver] = np.maximum(mottled[liver], model.liver_kbq_per_ml)
     return conc
-

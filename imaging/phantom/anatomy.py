@@ -20,6 +20,7 @@ umbilicus 0.60, hip joint 0.52, knee 0.28); organ sizes follow adult reference v
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -265,9 +266,7 @@ def body_grid(anatomy: Anatomy, *, voxel_mm: float = 4.0) -> Grid:
     return Grid(shape=(nz, ny, nx), spacing_mm=(voxel_mm,) * 3, origin_mm=origin)
 
 
-def _ell(
-    c: Sequence[float], a: Sequence[float], angle: float = 0.0, **kw: object
-) -> Shape:
+def _ell(c: Sequence[float], a: Sequence[float], angle: float = 0.0, **kw: object) -> Shape:
     return Shape(
         "ellipsoid",
         (float(c[0]), float(c[1]), float(c[2])),
@@ -332,7 +331,6 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
     z_vertex = H
     z_neck_top = 0.88 * H
     z_shoulder = 0.82 * H
-    z_thorax_mid = 0.72 * H
     z_diaphragm = 0.665 * H + jit(8)
     z_kidney = 0.595 * H + jit(8)
     z_crest = 0.585 * H
@@ -348,9 +346,7 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
     head_a = (75.0 * s, 95.0 * s, 115.0 * s)
     parts.append((T.FAT, _ell(head_c, head_a)))
     parts.append((T.FAT, _cyl((0.0, 5.0), (55.0 * s, 60.0 * s), z_shoulder - 20, z_neck_top + 40)))
-    parts.append(
-        (T.FAT, _cyl((0.0, 0.0), torso_a, z_crotch - 30.0, z_shoulder, taper_top=0.97))
-    )
+    parts.append((T.FAT, _cyl((0.0, 0.0), torso_a, z_crotch - 30.0, z_shoulder, taper_top=0.97)))
     parts.append((T.FAT, _ell((0.0, 0.0, z_shoulder - 20.0), (W / 2.0 + 15.0, D / 2.0, 70.0 * s))))
     # buttocks / hips rounded
     parts.append((T.FAT, _ell((0.0, 10.0, z_crotch + 30.0), (W / 2.0, D / 2.0 + 10.0, 110.0 * s))))
@@ -473,10 +469,16 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
         leg_x = side * (W / 4.0 + 8.0)
         parts.append((T.BONE, _cap((side * (W / 4.0), 10.0, z_hip), (leg_x, 10.0, 0.06 * H), 14.0)))
         parts.append(
-            (T.BONE, _cap((side * arm_x, 0.0, z_shoulder - 30.0), (side * arm_x, 0.0, 0.42 * H), 11))
+            (
+                T.BONE,
+                _cap((side * arm_x, 0.0, z_shoulder - 30.0), (side * arm_x, 0.0, 0.42 * H), 11),
+            )
         )
         parts.append(
-            (T.BONE, _cap((side * 25.0, -40.0, z_shoulder + 5.0), (side * (W / 2.0), 0, z_shoulder), 7))
+            (
+                T.BONE,
+                _cap((side * 25.0, -40.0, z_shoulder + 5.0), (side * (W / 2.0), 0, z_shoulder), 7),
+            )
         )  # clavicles
 
     # ---- thorax --------------------------------------------------------------------------
@@ -520,7 +522,10 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
     for tissue, side, dz in ((T.KIDNEY_RIGHT, -1.0, -12.0), (T.KIDNEY_LEFT, 1.0, 8.0)):
         kc = (side * (62.0 + jit(4)), D * 0.20 + jit(3), z_kidney + dz)
         parts.append(
-            (tissue, _ell(kc, (28.0 * k_scale, 25.0 * k_scale, 55.0 * s * k_scale), angle=side * 20))
+            (
+                tissue,
+                _ell(kc, (28.0 * k_scale, 25.0 * k_scale, 55.0 * s * k_scale), angle=side * 20),
+            )
         )
         parts.append((T.ADRENAL, _ell((kc[0] * 0.75, kc[1] - 8.0, kc[2] + 62.0 * s), (9, 5, 14))))
     panc_z = z_kidney + 30.0 * s
@@ -539,7 +544,7 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
         (cx, -5.0, z_low),
         (20.0, 10.0, z_hip + 20.0),
     )
-    for p0, p1 in zip(colon[:-1], colon[1:], strict=True):
+    for p0, p1 in itertools.pairwise(colon):
         parts.append((T.BOWEL, _cap(p0, p1, 20.0 * size(0.9, 1.1))))
     for _ in range(7):
         p0 = (rng.uniform(-cx + 35, cx - 35), rng.uniform(-inner[1] * 0.6, 0.0), 0.0)
@@ -552,8 +557,11 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
             T.BLADDER,
             _ell(
                 (0.0, -inner[1] * 0.35, z_hip - 5.0 + 15.0 * (bladder_fill - 1.0)),
-                (42.0 * bladder_fill ** (1 / 3), 36.0 * bladder_fill ** (1 / 3),
-                 33.0 * bladder_fill ** (1 / 3)),
+                (
+                    42.0 * bladder_fill ** (1 / 3),
+                    36.0 * bladder_fill ** (1 / 3),
+                    33.0 * bladder_fill ** (1 / 3),
+                ),
             ),
         )
     )

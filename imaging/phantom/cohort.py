@@ -103,7 +103,9 @@ def cohort_specs(
         if kind == "pet-ct":
             options.pop("variants", None)
         if case == "standard":
-            options["lesion_profile"] = LESION_PROFILE_CYCLE[(i + i // 10) % len(LESION_PROFILE_CYCLE)]
+            options["lesion_profile"] = LESION_PROFILE_CYCLE[
+                (i + i // 10) % len(LESION_PROFILE_CYCLE)
+            ]
         spec = StudySpec(
             seed=study_seed,
             kind=kind,

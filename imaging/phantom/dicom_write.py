@@ -172,9 +172,13 @@ def check_compression(name: str | None) -> UID:
     uid = COMPRESSIONS[name]
     encoder = get_encoder(uid)
     if not encoder.is_available:
-        missing = "; ".join(
-            f"{plugin}: {', '.join(deps)}" for plugin, deps in encoder.missing_dependencies
-        ) if isinstance(encoder.missing_dependencies, list) else str(encoder.missing_dependencies)
+        missing = (
+            "; ".join(
+                f"{plugin}: {', '.join(deps)}" for plugin, deps in encoder.missing_dependencies
+            )
+            if isinstance(encoder.missing_dependencies, list)
+            else str(encoder.missing_dependencies)
+        )
         raise InvalidInputError(
             f"compression {name!r} ({uid.name}) needs an encoder that is not installed "
             f"({missing}); install pylibjpeg-openjpeg for j2k, pyjpegls for jpeg-ls",
@@ -188,7 +192,8 @@ def check_variants(variants: Sequence[str]) -> tuple[str, ...]:
     unknown = sorted(set(variants) - set(PLANAR_VARIANTS))
     if unknown:
         raise InvalidInputError(
-            f"unknown variant(s) {', '.join(unknown)}; expected some of {', '.join(PLANAR_VARIANTS)}",
+            f"unknown variant(s) {', '.join(unknown)}; expected some of "
+            f"{', '.join(PLANAR_VARIANTS)}",
             code="invalid_option",
         )
     out = tuple(sorted(set(variants)))
@@ -418,7 +423,12 @@ def write_planar_whole_body(
             windows.append((name, [rng_kev], [a_w[i]], [p_w[i]]))
     if "scatter-window" in v:
         windows.append(
-            ("Scatter 145 keV", [SCATTER_WINDOW_KEV], [sim.anterior_scatter], [sim.posterior_scatter])
+            (
+                "Scatter 145 keV",
+                [SCATTER_WINDOW_KEV],
+                [sim.anterior_scatter],
+                [sim.posterior_scatter],
+            )
         )
 
     views = ["anterior"] if "anterior-only" in v else ["anterior", "posterior"]
@@ -435,8 +445,15 @@ def write_planar_whole_body(
                 dv.append(di + 1)
         return frames, ew, dv
 
-    def build(view_list: list[str], *, series_uid: str, description: str, number: int,
-              sop_uid: str, image_id: str | None) -> Dataset:
+    def build(
+        view_list: list[str],
+        *,
+        series_uid: str,
+        description: str,
+        number: int,
+        sop_uid: str,
+        image_id: str | None,
+    ) -> Dataset:
         frames, ew, dv = frames_for(view_list)
         stack = np.stack(frames)
         if int(stack.max(initial=0)) > 65535:
@@ -508,15 +525,24 @@ def write_planar_whole_body(
             series_uid = ident.uid("planar", hours_post_injection, view)
             desc = f"WB {hours_tag} {short}"
             sop = ident.uid("planar", hours_post_injection, view, "sop")
-            ds = build([view], series_uid=series_uid, description=desc,
-                       number=series_number + k, sop_uid=sop,
-                       image_id=view.upper())
+            ds = build(
+                [view],
+                series_uid=series_uid,
+                description=desc,
+                number=series_number + k,
+                sop_uid=sop,
+                image_id=view.upper(),
+            )
             rel = f"NM_WB_{hours_tag}_{short}/NM0001.dcm"
             _save(ds, study_dir / rel, transfer_syntax)
             out.append(
                 WrittenSeries(
-                    role="planar_whole_body", modality="NM", series_instance_uid=series_uid,
-                    series_description=desc, files=(rel,), sop_class_uid=str(ds.SOPClassUID),
+                    role="planar_whole_body",
+                    modality="NM",
+                    series_instance_uid=series_uid,
+                    series_description=desc,
+                    files=(rel,),
+                    sop_class_uid=str(ds.SOPClassUID),
                     transfer_syntax_uid=str(transfer_syntax),
                     hours_post_injection=hours_post_injection,
                 )
@@ -524,16 +550,26 @@ def write_planar_whole_body(
         return out
     series_uid = ident.uid("planar", hours_post_injection)
     desc = f"WB {hours_tag} ANT" if views == ["anterior"] else f"WB {hours_tag} ANT/POST"
-    ds = build(views, series_uid=series_uid, description=desc, number=series_number,
-               sop_uid=ident.uid("planar", hours_post_injection, "sop"),
-               image_id=("ANTERIOR" if views == ["anterior"] else "WB ANT POST"))
+    ds = build(
+        views,
+        series_uid=series_uid,
+        description=desc,
+        number=series_number,
+        sop_uid=ident.uid("planar", hours_post_injection, "sop"),
+        image_id=("ANTERIOR" if views == ["anterior"] else "WB ANT POST"),
+    )
     rel = f"NM_WB_{hours_tag}/NM0001.dcm"
     _save(ds, study_dir / rel, transfer_syntax)
     out.append(
         WrittenSeries(
-            role="planar_whole_body", modality="NM", series_instance_uid=series_uid,
-            series_description=desc, files=(rel,), sop_class_uid=str(ds.SOPClassUID),
-            transfer_syntax_uid=str(transfer_syntax), hours_post_injection=hours_post_injection,
+            role="planar_whole_body",
+            modality="NM",
+            series_instance_uid=series_uid,
+            series_description=desc,
+            files=(rel,),
+            sop_class_uid=str(ds.SOPClassUID),
+            transfer_syntax_uid=str(transfer_syntax),
+            hours_post_injection=hours_post_injection,
         )
     )
     return out
@@ -637,9 +673,14 @@ def write_spect(
     rel = "NM_SPECT/NM0001.dcm"
     _save(ds, study_dir / rel, transfer_syntax)
     return WrittenSeries(
-        role="spect", modality="NM", series_instance_uid=series_uid, series_description=desc,
-        files=(rel,), sop_class_uid=str(NuclearMedicineImageStorage),
-        transfer_syntax_uid=str(transfer_syntax), hours_post_injection=hours_post_injection,
+        role="spect",
+        modality="NM",
+        series_instance_uid=series_uid,
+        series_description=desc,
+        files=(rel,),
+        sop_class_uid=str(NuclearMedicineImageStorage),
+        transfer_syntax_uid=str(transfer_syntax),
+        hours_post_injection=hours_post_injection,
         frame_of_reference_uid=frame_of_reference_uid,
     )
 
@@ -701,9 +742,14 @@ def write_ct(
         _save(ds, study_dir / rel, transfer_syntax)
         files.append(rel)
     return WrittenSeries(
-        role="ct", modality="CT", series_instance_uid=series_uid, series_description=desc,
-        files=tuple(files), sop_class_uid=str(CTImageStorage),
-        transfer_syntax_uid=str(transfer_syntax), frame_of_reference_uid=frame_of_reference_uid,
+        role="ct",
+        modality="CT",
+        series_instance_uid=series_uid,
+        series_description=desc,
+        files=tuple(files),
+        sop_class_uid=str(CTImageStorage),
+        transfer_syntax_uid=str(transfer_syntax),
+        frame_of_reference_uid=frame_of_reference_uid,
     )
 
 
@@ -780,9 +826,13 @@ def write_pet(
         _save(ds, study_dir / rel, transfer_syntax)
         files.append(rel)
     return WrittenSeries(
-        role="pet", modality="PT", series_instance_uid=series_uid, series_description=desc,
-        files=tuple(files), sop_class_uid=str(PositronEmissionTomographyImageStorage),
-        transfer_syntax_uid=str(transfer_syntax), hours_post_injection=hours_post_injection,
+        role="pet",
+        modality="PT",
+        series_instance_uid=series_uid,
+        series_description=desc,
+        files=tuple(files),
+        sop_class_uid=str(PositronEmissionTomographyImageStorage),
+        transfer_syntax_uid=str(transfer_syntax),
+        hours_post_injection=hours_post_injection,
         frame_of_reference_uid=frame_of_reference_uid,
     )
-

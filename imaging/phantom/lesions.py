@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
+
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.imaging.phantom.anatomy import (
     UPTAKE_ORGANS,
@@ -28,7 +30,6 @@ from octoscan.imaging.phantom.anatomy import (
     Tissue,
     ellipsoid_occupancy,
 )
-from scipy import ndimage
 
 MIN_DIAMETER_MM = 8.0
 MAX_DIAMETER_MM = 60.0
@@ -196,10 +197,15 @@ def draw_lesion_specs(
         if site == LesionSite.LUNG:
             diameter = min(diameter, 35.0)
         if rng.random() < borderline_fraction:
-            allowed = [t for t, w in zip(
-                (*NOMINAL_LIVER_THRESHOLDS, spleen_ratio), (
-                    weights[0] + weights[1], weights[1] + weights[2], weights[2] + weights[3]
-                ), strict=True) if w > 0]
+            allowed = [
+                t
+                for t, w in zip(
+                    (*NOMINAL_LIVER_THRESHOLDS, spleen_ratio),
+                    (weights[0] + weights[1], weights[1] + weights[2], weights[2] + weights[3]),
+                    strict=True,
+                )
+                if w > 0
+            ]
             threshold = float(rng.choice(allowed))
             ratio = threshold * float(rng.uniform(1.0 - BORDERLINE_SPREAD, 1.0 + BORDERLINE_SPREAD))
         else:
@@ -246,9 +252,7 @@ def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
     return (out[0], out[1], out[2])
 
 
-def _site_region(
-    site: LesionSite, labels: np.ndarray, grid: Grid, anatomy: Anatomy
-) -> _SiteRegion:
+def _site_region(site: LesionSite, labels: np.ndarray, grid: Grid, anatomy: Anatomy) -> _SiteRegion:
     """Allowed centre voxels of ``site`` (computed on a cropped box for speed)."""
     H = anatomy.height_mm
     spacing = grid.spacing_mm
@@ -271,22 +275,26 @@ def _site_region(
         box = (zs, slice(0, labels.shape[1]), xs)
         return _SiteRegion(box, labels[box] == Tissue.BONE, None)
     # lymph nodes: retroperitoneal / mesenteric / iliac fat and soft tissue, clear of organs
-    margin = 80.0
+    # the box leaves room for the largest clearance tested (node radius + 3 mm)
+    margin = MAX_DIAMETER_MM / 2.0 + 10.0
+    W, D = anatomy.torso_width_mm, anatomy.torso_depth_mm
     zs = grid.index_range(0, 0.50 * H - margin, 0.62 * H + margin)
-    box = (zs, slice(0, labels.shape[1]), slice(0, labels.shape[2]))
+    ys = grid.index_range(1, -0.30 * D - margin, 0.25 * D + margin)
+    xs = grid.index_range(2, -0.28 * W - margin, 0.28 * W + margin)
+    box = (zs, ys, xs)
     sub = labels[box]
     organs = np.isin(sub, [int(t) for t in UPTAKE_ORGANS] + [int(Tissue.BONE), int(Tissue.AIR)])
     free = ndimage.distance_transform_edt(~organs, sampling=spacing)
     z = zc[zs][:, None, None]
-    y = grid.axis_mm(1)[None, :, None]
-    x = grid.axis_mm(2)[None, None, :]
+    y = grid.axis_mm(1)[ys][None, :, None]
+    x = grid.axis_mm(2)[xs][None, None, :]
     region = (
         np.isin(sub, [int(Tissue.FAT), int(Tissue.SOFT_TISSUE)])
-        & (np.abs(x) < 0.28 * anatomy.torso_width_mm)
+        & (np.abs(x) < 0.28 * W)
         & (z > 0.50 * H)
         & (z < 0.62 * H)
-        & (y > -0.30 * anatomy.torso_depth_mm)
-        & (y < 0.25 * anatomy.torso_depth_mm)
+        & (y > -0.30 * D)
+        & (y < 0.25 * D)
     )
     return _SiteRegion(box, region, free)
 
@@ -320,7 +328,9 @@ PROJECTION_AVOID: tuple[Tissue, ...] = (
 PROJECTION_MARGIN_MM = 8.0
 
 
-def _projection_clearance_mm(labels: np.ndarray, grid: Grid, tissues: Sequence[Tissue]) -> np.ndarray:
+def _projection_clearance_mm(
+    labels: np.ndarray, grid: Grid, tissues: Sequence[Tissue]
+) -> np.ndarray:
     """(nz, nx) distance (mm) from each (z, x) column to the projection along y of ``tissues``."""
     hot = np.isin(labels, [int(t) for t in tissues]).any(axis=1)
     if not hot.any():

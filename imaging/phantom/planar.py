@@ -40,8 +40,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from octoscan.imaging.phantom.anatomy import Grid, Tissue
 from scipy import ndimage
+
+from octoscan.imaging.phantom.anatomy import Grid, Tissue
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
@@ -125,7 +126,8 @@ class PlanarSimulation:
     anterior grid without the head offset: the noise-free conjugate partner of the anterior
     view. ``posterior_shift_rc`` (drow, dcol), pixels: a structure at anterior (row, col)
     appears in the posterior image, after mirroring its columns, at (row + drow, col + dcol)
-    (the two camera heads are not perfectly aligned).
+    (the two camera heads are not perfectly aligned). ``*_background_*`` are the lesion-free
+    noise-free expectations (same scale), when simulated.
     """
 
     geometry: PlanarGeometry
@@ -140,6 +142,18 @@ class PlanarSimulation:
     counts_per_kbq_s: float
     scan_velocity_mm_s: float
     frame_duration_s: float
+    anterior_background_expected: np.ndarray | None = None
+    posterior_background_aligned_expected: np.ndarray | None = None
+
+    @property
+    def geometric_mean_background(self) -> np.ndarray | None:
+        """Noise-free GM of the same body without lesions (None when not simulated)."""
+        if self.anterior_background_expected is None:
+            return None
+        assert self.posterior_background_aligned_expected is not None
+        return np.sqrt(
+            self.anterior_background_expected * self.posterior_background_aligned_expected
+        )
 
     @property
     def geometric_mean_expected(self) -> np.ndarray:
@@ -155,47 +169,52 @@ class PlanarSimulation:
         return self.posterior_windows.sum(axis=0)
 
 
+def _attenuation(mu_vox: np.ndarray, dy: float, *, anterior: bool) -> np.ndarray:
+    """exp(-line integral of mu) from each voxel centre to the body surface facing the head."""
+    mu_dy = (mu_vox * np.float32(dy)).astype(np.float32)
+    if anterior:
+        path = np.cumsum(mu_dy, axis=1, dtype=np.float32)
+    else:
+        path = np.cumsum(mu_dy[:, ::-1, :], axis=1, dtype=np.float32)[:, ::-1, :]
+    path -= np.float32(0.5) * mu_dy
+    return np.exp(-path)
+
+
 def _project(
     concentration: np.ndarray,
-    mu_vox: np.ndarray,
+    attenuation: np.ndarray,
     grid: Grid,
     camera: CameraModel,
     *,
     anterior: bool,
-    body_y_range_mm: tuple[float, float],
+    body_rows: tuple[int, int],
 ) -> np.ndarray:
-    """Attenuated, depth-blurred projection along y: (nz, nx) in kBq per mm^2 of detector."""
+    """Attenuated, depth-blurred projection along y: (nz, nx) in kBq per mm^2 of detector.
+
+    ``body_rows`` (first, last) are the grid rows (y) holding the body; the collimator face
+    sits ``gap_*_mm`` beyond the body surface on the view's side.
+    """
     dz, dy, dx = grid.spacing_mm
-    mu_dy = mu_vox * dy
-    if anterior:
-        path = np.cumsum(mu_dy, axis=1) - 0.5 * mu_dy
-    else:
-        path = np.cumsum(mu_dy[:, ::-1, :], axis=1)[:, ::-1, :] - 0.5 * mu_dy
-    emitted = concentration * np.exp(-path, dtype=np.float32) * (grid.voxel_volume_ml)
     y = grid.axis_mm(1)
+    j_first, j_last = body_rows
     if anterior:
-        face = body_y_range_mm[0] - camera.gap_anterior_mm
-        distance = y - face
+        distance = y - (y[j_first] - dy / 2.0 - camera.gap_anterior_mm)
     else:
-        face = body_y_range_mm[1] + camera.gap_posterior_mm
-        distance = face - y
-    active = np.flatnonzero(emitted.any(axis=(0, 2)))
+        distance = (y[j_last] + dy / 2.0 + camera.gap_posterior_mm) - y
     out = np.zeros((grid.shape[0], grid.shape[2]), dtype=np.float64)
-    if active.size == 0:
-        return out
     n_slab = max(1, round(camera.slab_mm / dy))
-    for j0 in range(int(active[0]), int(active[-1]) + 1, n_slab):
-        j1 = min(j0 + n_slab, grid.shape[1])
-        slab = emitted[:, j0:j1, :].sum(axis=1, dtype=np.float64)
+    scale = np.float32(grid.voxel_volume_ml)
+    for j0 in range(j_first, j_last + 1, n_slab):
+        j1 = min(j0 + n_slab, j_last + 1)
+        emitted = concentration[:, j0:j1, :] * attenuation[:, j0:j1, :]
+        slab = emitted.sum(axis=1, dtype=np.float64) * scale
         d = float(distance[j0:j1].mean())
         sigma = camera.fwhm_mm(d) * FWHM_TO_SIGMA
         out += ndimage.gaussian_filter(slab, (sigma / dz, sigma / dx), mode="constant")
     return out / (dz * dx)
 
 
-def _sample(
-    density_zx: np.ndarray, grid: Grid, z_mm: np.ndarray, x_mm: np.ndarray
-) -> np.ndarray:
+def _sample(density_zx: np.ndarray, grid: Grid, z_mm: np.ndarray, x_mm: np.ndarray) -> np.ndarray:
     """Bilinear samples of a (nz, nx) grid image at the (rows,) z and (cols,) x positions."""
     iz = (z_mm - grid.origin_mm[2]) / grid.spacing_mm[0]
     ix = (x_mm - grid.origin_mm[0]) / grid.spacing_mm[2]
@@ -220,21 +239,28 @@ def simulate_planar(
     camera: CameraModel | None = None,
     posterior_shift_rc: tuple[float, float] = (0.0, 0.0),
     scan_velocity_mm_s: float = 1.0,
+    background_concentration: np.ndarray | None = None,
 ) -> PlanarSimulation:
     """Project ``concentration`` (kBq/mL on ``grid``) onto both heads and add Poisson noise.
 
     ``expected_counts`` is the expected total of the anterior view (both photopeaks).
+    ``background_concentration`` (the same body without lesions) is projected noise-free with
+    the same scale factor, as the lesion-free reference for visibility.
     """
     camera = camera or CameraModel()
     lut = np.zeros(256, dtype=np.float32)
     for tissue, mu in camera.mu_per_mm.items():
         lut[int(tissue)] = mu
     mu_vox = lut[labels]
-    body_rows = np.flatnonzero((labels != Tissue.AIR).any(axis=(0, 2)))
-    y = grid.axis_mm(1)
-    body_y = (float(y[body_rows[0]]), float(y[body_rows[-1]]))
-    dens_a = _project(concentration, mu_vox, grid, camera, anterior=True, body_y_range_mm=body_y)
-    dens_p = _project(concentration, mu_vox, grid, camera, anterior=False, body_y_range_mm=body_y)
+    body = np.flatnonzero((labels != Tissue.AIR).any(axis=(0, 2)))
+    if body.size == 0:
+        raise ValueError("phantom labels hold no body")
+    rows = (int(body[0]), int(body[-1]))
+    dy = grid.spacing_mm[1]
+    att_a = _attenuation(mu_vox, dy, anterior=True)
+    att_p = _attenuation(mu_vox, dy, anterior=False)
+    dens_a = _project(concentration, att_a, grid, camera, anterior=True, body_rows=rows)
+    dens_p = _project(concentration, att_p, grid, camera, anterior=False, body_rows=rows)
 
     z, x = geometry.pixel_centres_mm()
     area = geometry.pixel_mm**2
@@ -262,6 +288,16 @@ def simulate_planar(
     a_sc = rng.poisson(SCATTER_FRACTION * ndimage.gaussian_filter(a_exp, sig, mode="constant"))
     p_sc = rng.poisson(SCATTER_FRACTION * ndimage.gaussian_filter(p_exp, sig, mode="constant"))
 
+    a_bg = p_bg = None
+    if background_concentration is not None:
+        bg_a = _project(
+            background_concentration, att_a, grid, camera, anterior=True, body_rows=rows
+        )
+        bg_p = _project(
+            background_concentration, att_p, grid, camera, anterior=False, body_rows=rows
+        )
+        a_bg = _sample(bg_a, grid, z, x) * area * scale
+        p_bg = _sample(bg_p, grid, z, x) * area * scale
     length = geometry.rows * geometry.pixel_mm
     return PlanarSimulation(
         geometry=geometry,
@@ -276,12 +312,12 @@ def simulate_planar(
         counts_per_kbq_s=scale,
         scan_velocity_mm_s=scan_velocity_mm_s,
         frame_duration_s=length / scan_velocity_mm_s,
+        anterior_background_expected=a_bg,
+        posterior_background_aligned_expected=p_bg,
     )
 
 
-def project_mask_thickness(
-    mask: np.ndarray, grid: Grid, geometry: PlanarGeometry
-) -> np.ndarray:
+def project_mask_thickness(mask: np.ndarray, grid: Grid, geometry: PlanarGeometry) -> np.ndarray:
     """Thickness (mm along y) of a boolean (plane,row,col) mask, on the anterior planar grid."""
     thick = mask.sum(axis=1, dtype=np.float64) * grid.spacing_mm[1]
     return sample_on_anterior(thick, grid, geometry)

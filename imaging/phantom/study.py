@@ -204,7 +204,9 @@ def _lesion_specs(spec: StudySpec, reference_ratio: float) -> tuple[LesionSpec, 
         n = spec.lesions
     else:
         n = int(np.random.default_rng([spec.seed, 111]).integers(1, 7))
-    return draw_lesion_specs(spec.seed, n, spleen_ratio=reference_ratio, profile=spec.lesion_profile)
+    return draw_lesion_specs(
+        spec.seed, n, spleen_ratio=reference_ratio, profile=spec.lesion_profile
+    )
 
 
 def simulate_study(spec: StudySpec) -> SimulatedStudy:
@@ -246,9 +248,9 @@ def simulate_study(spec: StudySpec) -> SimulatedStudy:
         injection_hour=9 if spec.is_pet else 10,
     )
 
-    def concentration(model: ActivityModel) -> np.ndarray:
+    def concentration(model: ActivityModel) -> tuple[np.ndarray, np.ndarray]:
         normal = activity_volume(labels, grid, model, seed=spec.seed)
-        return add_lesions(normal, grid, lesions, model.liver_kbq_per_ml)
+        return add_lesions(normal, grid, lesions, model.liver_kbq_per_ml), normal
 
     shift = spec.posterior_shift_rc
     if shift is None:
@@ -258,7 +260,7 @@ def simulate_study(spec: StudySpec) -> SimulatedStudy:
     planar: list[PlanarTimepoint] = []
     primary_conc: np.ndarray | None = None
     for h in hours_list:
-        conc = concentration(models[h])
+        conc, normal = concentration(models[h])
         if h == primary_hours:
             primary_conc = conc
         if not spec.has_planar:
@@ -278,6 +280,7 @@ def simulate_study(spec: StudySpec) -> SimulatedStudy:
             seed=spec.seed * 1000 + round(h * 10),
             posterior_shift_rc=shift,
             scan_velocity_mm_s=(1.0 if h >= 12.0 else 10.0 / 6.0),
+            background_concentration=normal,
         )
         truth, les_truth = measure_planar(sim, labels, grid, lesions, hours_post_injection=h)
         planar.append(PlanarTimepoint(h, models[h], sim, truth, les_truth))
@@ -290,7 +293,9 @@ def simulate_study(spec: StudySpec) -> SimulatedStudy:
         spect = simulate_spect(
             primary_conc, grid, sgrid, liver_kbq_per_ml=primary.liver_kbq_per_ml, seed=spec.seed
         )
-        ct = simulate_ct(anatomy, lesions, ct_grid_for(sgrid, n_slices=spec.ct_slices), seed=spec.seed)
+        ct = simulate_ct(
+            anatomy, lesions, ct_grid_for(sgrid, n_slices=spec.ct_slices), seed=spec.seed
+        )
         frame_uid = identity.uid("frame-of-reference", "spect-ct")
     elif spec.is_pet:
         n_ct = spec.ct_slices if spec.ct_slices is not None else PET_DEFAULT_SLICES_CT
@@ -442,7 +447,8 @@ def write_study(study: SimulatedStudy, out_dir: str | Path) -> StudyTruth:
                 study.ct,
                 ident,
                 acquisition_datetime=ident.injection_datetime
-                + timedelta(hours=model.hours_post_injection) - timedelta(minutes=2),
+                + timedelta(hours=model.hours_post_injection)
+                - timedelta(minutes=2),
                 frame_of_reference_uid=study.frame_of_reference_uid,
                 series_number=1,
                 transfer_syntax=ts,
@@ -511,4 +517,3 @@ def describe_study(study: SimulatedStudy, written: list[WrittenSeries] | None = 
 def generate_study(spec: StudySpec, out_dir: str | Path) -> StudyTruth:
     """Simulate and write one study; returns its truth (grades are added by pipelines)."""
     return write_study(simulate_study(spec), out_dir)
-

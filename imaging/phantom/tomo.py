@@ -145,9 +145,7 @@ def pet_grid_for(ct: Grid) -> Grid:
     )
 
 
-def _blur_and_resample(
-    values: np.ndarray, src: Grid, dst: Grid, fwhm_mm: float
-) -> np.ndarray:
+def _blur_and_resample(values: np.ndarray, src: Grid, dst: Grid, fwhm_mm: float) -> np.ndarray:
     """Gaussian blur (total ``fwhm_mm`` including the source voxel) then trilinear resample."""
     z, y, x = (dst.axis_mm(a) for a in range(3))
     margin = 3.0 * fwhm_mm
@@ -210,9 +208,7 @@ def simulate_pet(
     return TomoImage(np.maximum(mean + sd * noise, 0.0), dst, "Bq/mL", fwhm_mm)
 
 
-def simulate_ct(
-    anatomy: Anatomy, lesions: Sequence[Lesion], grid: Grid, *, seed: int
-) -> TomoImage:
+def simulate_ct(anatomy: Anatomy, lesions: Sequence[Lesion], grid: Grid, *, seed: int) -> TomoImage:
     """CT in HU on ``grid``: tissue values, lesion values and white noise (see module doc)."""
     labels = anatomy.rasterize(grid)
     lut = np.full(256, -1000.0, dtype=np.float32)

@@ -17,15 +17,18 @@ level, with the posterior view mirrored and aligned onto the anterior grid:
   projection along y (an ellipse in (x, z)); at least the pixel holding the centre.
 * **Apparent peak**: the maximum GM inside the footprint; apparent ratio = peak / reference
   mean (liver, spleen, kidney).
-* **Local background** B: the median GM over a ring R + 15 mm <= r <= R + 30 mm around the
-  lesion centre (R: the footprint's larger semi-axis), leaving out pixels within 10 mm of
-  another lesion's footprint.
+* **Local background** B: the lesion-free noise-free GM (the same body and counts with every
+  lesion replaced by the tissue it displaced) at the peak pixel. (A ring median around the
+  footprint, R + 15 mm <= r <= R + 30 mm, is also reported as ``ring_background_gm``; it is
+  not used because at organ edges the ring leaves the organ and makes a cold liver lesion
+  look "hot".)
 * **Contrast** = (peak - B) / B.
-* **Contrast-to-noise** (a Rose-model detectability of the whole footprint): with N footprint
-  pixels, signal S = sum over the footprint of (GM - B); noise sigma = sqrt(N * (A_b + P_b)
-  / 4), where A_b and P_b are the ring medians of the noise-free anterior and aligned
-  posterior counts per pixel (for GM = sqrt(A P) with Poisson A and P,
-  var(GM) ~= (A + P) / 4 per pixel). CNR = S / sigma.
+* **Contrast-to-noise** (a Rose-model detectability of the whole footprint F of N pixels):
+  signal S = sum over F of (GM - GM_free), the lesion's own net counts in GM units; noise
+  sigma = sqrt(sum over F of (A_free + P_free) / 4), where A_free and P_free are the
+  lesion-free anterior and aligned posterior expectations (for GM = sqrt(A P) with Poisson A
+  and P, var(GM) ~= (A + P) / 4 per pixel). CNR = S / sigma. Both scale with the study's
+  count level (CNR with its square root).
 * **Visible** when contrast >= 0.10 and CNR >= 5.
 """
 
@@ -41,7 +44,7 @@ from scipy import ndimage
 
 from octoscan.imaging.phantom.anatomy import UPTAKE_ORGANS, Grid, Tissue
 from octoscan.imaging.phantom.lesions import Lesion
-from octoscan.imaging.phantom.planar import PlanarSimulation, project_mask_thickness
+from octoscan.imaging.phantom.planar import PlanarSimulation, sample_on_anterior
 
 LIVER_REFERENCE_RADIUS_MM = 15.0
 SPLEEN_REFERENCE_RADIUS_MM = 10.0
@@ -49,7 +52,7 @@ KIDNEY_REFERENCE_RADIUS_MM = 10.0
 REFERENCE_EDGE_CLEARANCE_MM = 10.0
 REFERENCE_ORGAN_CLEARANCE_MM = 10.0
 REFERENCE_LESION_CLEARANCE_MM = 15.0
-RING_INNER_MM = 15.0
+RING_INNER_MM = 15.0  # ring background (reported only)
 RING_OUTER_MM = 30.0
 RING_LESION_CLEARANCE_MM = 10.0
 VISIBLE_MIN_CONTRAST = 0.10
@@ -95,6 +98,7 @@ class PlanarLesionTruth:
     projected_diameter_mm: float
     peak_gm: float
     local_background_gm: float
+    ring_background_gm: float
     apparent_ratio_liver: float | None
     apparent_ratio_spleen: float | None
     apparent_ratio_kidney: float | None
@@ -265,29 +269,45 @@ def _place_reference(
 ) -> tuple[float, float] | None:
     """Centre (row, col) of a reference disk, or None when no spot satisfies the clearances.
 
-    Tries the strict clearances first, then relaxes them in steps.
+    Tries the strict clearances first, then relaxes them in steps. Works on the organ's
+    bounding box grown by the largest clearance (exact for the thresholds tested).
     """
-    organ = organ_thickness > 1.0
-    if not organ.any():
+    organ_full = organ_thickness > 1.0
+    if not organ_full.any():
         return None
+    clearance = max(
+        REFERENCE_EDGE_CLEARANCE_MM, REFERENCE_ORGAN_CLEARANCE_MM, REFERENCE_LESION_CLEARANCE_MM
+    )
+    margin = math.ceil((radius_mm + clearance) / pixel_mm) + 2
+    rows = np.flatnonzero(organ_full.any(axis=1))
+    cols = np.flatnonzero(organ_full.any(axis=0))
+    r0 = max(0, int(rows[0]) - margin)
+    c0 = max(0, int(cols[0]) - margin)
+    win = (
+        slice(r0, min(organ_full.shape[0], int(rows[-1]) + margin + 1)),
+        slice(c0, min(organ_full.shape[1], int(cols[-1]) + margin + 1)),
+    )
+    thick = organ_thickness[win]
+    organ = organ_full[win]
     inside = ndimage.distance_transform_edt(organ) * pixel_mm
-    other_free = ndimage.distance_transform_edt(other_thickness <= 1.0) * pixel_mm
-    lesion_free = ndimage.distance_transform_edt(~lesion_mask) * pixel_mm
-    tmax = float(organ_thickness.max())
+    other_free = ndimage.distance_transform_edt(other_thickness[win] <= 1.0) * pixel_mm
+    lesion_free = ndimage.distance_transform_edt(~lesion_mask[win]) * pixel_mm
+    prefer = prefer_cols[win] if prefer_cols is not None else None
+    tmax = float(thick.max())
     for relax in (1.0, 0.5, 0.0):
         ok = (
             organ
             & (inside >= radius_mm + relax * REFERENCE_EDGE_CLEARANCE_MM)
             & (other_free >= radius_mm + relax * REFERENCE_ORGAN_CLEARANCE_MM)
             & (lesion_free >= radius_mm + relax * REFERENCE_LESION_CLEARANCE_MM)
-            & (organ_thickness >= (0.5 if relax else 0.2) * tmax)
+            & (thick >= (0.5 if relax else 0.2) * tmax)
         )
-        if prefer_cols is not None and (ok & prefer_cols).any():
-            ok &= prefer_cols
+        if prefer is not None and (ok & prefer).any():
+            ok &= prefer
         if ok.any():
-            score = np.where(ok, organ_thickness, -1.0)
+            score = np.where(ok, thick, -1.0)
             r, c = np.unravel_index(int(np.argmax(score)), score.shape)
-            return float(r), float(c)
+            return float(r + r0), float(c + c0)
     return None
 
 
@@ -303,7 +323,6 @@ def measure_planar(
     geo = sim.geometry
     gm = sim.geometric_mean_expected
     a_exp = sim.anterior_expected
-    p_exp = sim.posterior_aligned_expected
     p = geo.pixel_mm
 
     footprints = [lesion_footprint(les, sim) for les in lesions]
@@ -311,17 +330,17 @@ def measure_planar(
     for fp, _, _ in footprints:
         any_lesion |= fp
 
-    def thickness(tissues: Sequence[Tissue]) -> np.ndarray:
-        return project_mask_thickness(np.isin(labels, [int(t) for t in tissues]), grid, geo)
-
-    liver_t = thickness([Tissue.LIVER])
-    spleen_t = thickness([Tissue.SPLEEN])
-    kid_l = thickness([Tissue.KIDNEY_LEFT])
-    kid_r = thickness([Tissue.KIDNEY_RIGHT])
-    uptake = [t for t in UPTAKE_ORGANS]
+    # projected thickness (mm) of each organ with uptake, on the anterior grid
+    dy = grid.spacing_mm[1]
+    columns = {t: (labels == t).sum(axis=1, dtype=np.float64) * dy for t in UPTAKE_ORGANS}
+    all_uptake = sample_on_anterior(sum(columns.values()), grid, geo)
+    main = (Tissue.LIVER, Tissue.SPLEEN, Tissue.KIDNEY_LEFT, Tissue.KIDNEY_RIGHT)
+    thick = {t: sample_on_anterior(columns[t], grid, geo) for t in main}
+    liver_t, spleen_t = thick[Tissue.LIVER], thick[Tissue.SPLEEN]
+    kid_l, kid_r = thick[Tissue.KIDNEY_LEFT], thick[Tissue.KIDNEY_RIGHT]
 
     def others(exclude: Tissue) -> np.ndarray:
-        return thickness([t for t in uptake if t != exclude])
+        return all_uptake - thick[exclude]
 
     _, x_cols = geo.pixel_centres_mm()
     right_side = np.broadcast_to((x_cols < 0.0)[None, :], gm.shape)
@@ -354,7 +373,10 @@ def measure_planar(
     add_ref(
         "spleen",
         _place_reference(
-            spleen_t, others(Tissue.SPLEEN), any_lesion, radius_mm=SPLEEN_REFERENCE_RADIUS_MM,
+            spleen_t,
+            others(Tissue.SPLEEN),
+            any_lesion,
+            radius_mm=SPLEEN_REFERENCE_RADIUS_MM,
             pixel_mm=p,
         ),
         SPLEEN_REFERENCE_RADIUS_MM,
@@ -375,33 +397,50 @@ def measure_planar(
 
     rr = np.arange(geo.rows)[:, None]
     cc = np.arange(geo.cols)[None, :]
+    gm_free = sim.geometric_mean_background
+    if gm_free is None:
+        raise ValueError("measure_planar needs the lesion-free projection (background)")
+    a_free = sim.anterior_background_expected
+    p_free = sim.posterior_background_aligned_expected
+    assert a_free is not None and p_free is not None
     lesion_truths: list[PlanarLesionTruth] = []
     for k, (fp, (r0, c0), big) in enumerate(footprints):
         proj_ax, proj_az = _projected_semi_axes_mm(lesions[k])
-        others_fp = np.zeros(gm.shape, dtype=bool)
+        half = math.ceil((big + RING_OUTER_MM + RING_LESION_CLEARANCE_MM) / p) + 2
+        win = (
+            slice(max(0, int(r0) - half), min(geo.rows, int(r0) + half + 1)),
+            slice(max(0, int(c0) - half), min(geo.cols, int(c0) + half + 1)),
+        )
+        fp_w = fp[win]
+        if not fp_w.any():
+            raise ValueError(f"lesion {lesions[k].id} projects outside the planar field")
+        others_fp = np.zeros(fp_w.shape, dtype=bool)
         for j, (fpj, _, _) in enumerate(footprints):
             if j != k:
-                others_fp |= fpj
+                others_fp |= fpj[win]
         near_other = (
             ndimage.distance_transform_edt(~others_fp) * p < RING_LESION_CLEARANCE_MM
             if others_fp.any()
-            else np.zeros(gm.shape, dtype=bool)
+            else np.zeros(fp_w.shape, dtype=bool)
         )
-        dist = np.hypot((rr - r0) * p, (cc - c0) * p)
-        ring = (dist >= big + RING_INNER_MM) & (dist <= big + RING_OUTER_MM) & ~near_other & ~fp
+        dist = np.hypot((rr[win[0]] - r0) * p, (cc[:, win[1]] - c0) * p)
+        in_ring = (dist >= big + RING_INNER_MM) & (dist <= big + RING_OUTER_MM)
+        ring = in_ring & ~near_other & ~fp_w
         if not ring.any():
-            ring = (dist >= big + RING_INNER_MM) & (dist <= big + RING_OUTER_MM)
-        values = np.where(fp, gm, -np.inf)
-        peak_idx = np.unravel_index(int(np.argmax(values)), gm.shape)
-        peak = float(gm[peak_idx])
-        bkg = float(np.median(gm[ring]))
-        a_b = float(np.median(a_exp[ring]))
-        p_b = float(np.median(p_exp[ring]))
-        n = int(fp.sum())
-        signal = float((gm[fp] - bkg).sum())
-        sigma = math.sqrt(max(n * (a_b + p_b) / 4.0, 1e-12))
+            ring = in_ring
+        g, g_free = gm[win], gm_free[win]
+        values = np.where(fp_w, g, -np.inf)
+        local = np.unravel_index(int(np.argmax(values)), g.shape)
+        peak_idx = (int(local[0]) + win[0].start, int(local[1]) + win[1].start)
+        peak = float(g[local])
+        bkg = float(g_free[local])
+        n = int(fp_w.sum())
+        signal = float((g[fp_w] - g_free[fp_w]).sum())
+        noise_var = float((a_free[win][fp_w] + p_free[win][fp_w]).sum()) / 4.0
+        sigma = math.sqrt(max(noise_var, 1e-12))
         contrast = (peak - bkg) / bkg if bkg > 0 else math.inf
         cnr = signal / sigma
+        ring_bkg = float(np.median(g[ring])) if ring.any() else float("nan")
 
         def ratio(name: str, peak: float = peak) -> float | None:
             ref = refs.get(name)
@@ -416,6 +455,7 @@ def measure_planar(
                 projected_diameter_mm=2.0 * math.sqrt(proj_ax * proj_az),
                 peak_gm=peak,
                 local_background_gm=bkg,
+                ring_background_gm=ring_bkg,
                 apparent_ratio_liver=ratio("liver"),
                 apparent_ratio_spleen=ratio("spleen"),
                 apparent_ratio_kidney=ratio("kidney"),
@@ -439,7 +479,9 @@ def measure_planar(
     return planar, tuple(lesion_truths)
 
 
-def surface_depths_mm(labels: np.ndarray, grid: Grid, center_mm: Sequence[float]) -> tuple[float, float]:
+def surface_depths_mm(
+    labels: np.ndarray, grid: Grid, center_mm: Sequence[float]
+) -> tuple[float, float]:
     """(anterior, posterior) depth (mm) of a point below the body surface along y."""
     iz = round((center_mm[2] - grid.origin_mm[2]) / grid.spacing_mm[0])
     ix = round((center_mm[0] - grid.origin_mm[0]) / grid.spacing_mm[2])

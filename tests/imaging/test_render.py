@@ -282,6 +282,8 @@ def test_upsample_nearest():
     assert rgb.shape == (6, 9, 3) and rgb.dtype == np.uint8
     with pytest.raises(ValueError, match="factor"):
         upsample_nearest(arr, 0)
+    with pytest.raises(ValueError, match="integers >= 1"):
+        upsample_nearest(arr, 1.5)
     with pytest.raises(ValueError, match="2-D or 3-D"):
         upsample_nearest(np.zeros(3), 2)
 

@@ -1,0 +1,679 @@
+"""Lesions in 3-D: hot-spot detection, segmentation, physiological exclusion, measurement and
+the partial-volume (recovery-coefficient) model.
+
+Detection (``[tomo.detection]``; working grid, LPS mm):
+
+1. The emission image is smoothed by a Gaussian of ``smoothing_fwhm_fraction`` x the system
+   FWHM (S). The local background B is a grey opening of S with a cube of
+   ``background_size_mm`` (it removes every hot structure narrower than the cube and keeps
+   the level around it), smoothed by the system FWHM; inside the liver hull B is at least the
+   normal-liver level L (median of S in the liver core), so that lesions inside the liver are
+   measured against liver.
+2. Noise of S: inside the liver, the robust SD (1.4826 MAD) of S in the liver core; elsewhere
+   sd = sqrt(g x B), with the noise gain g (variance per unit of level) read robustly from
+   the residual S - B in soft tissue. Reconstructed voxels are not Poisson: both come from the
+   image itself. z = (S - B) / sd and contrast = (S - B) / B (B floored at a fraction of the
+   body's median level).
+3. Candidates are local maxima of S at least ``min_peak_distance_mm`` apart with
+   z >= ``min_z_score`` and contrast >= ``min_contrast`` (inside the liver also
+   S >= ``min_liver_lesion_ratio`` x L). Maxima inside the spleen, kidneys or bladder are those
+   organs; a maximum joined to one of them by a saddle above 80 % of its height is the organ's
+   shoulder, not a lesion.
+4. Segmentation: a watershed of S (markers: candidates and the organs) split into basins;
+   each lesion is the connected part of its basin above ``segmentation_fraction`` of its
+   peak above background. Regions under ``min_volume_ml`` are dropped.
+5. Physiological exclusion (each excluded finding is kept with its reason):
+   elongated regions (length >= ``elongated_min_length_mm`` and principal-axis ratio >=
+   ``elongated_min_ratio``: bowel, ureter, pancreas); large regions below liver uptake
+   (>= ``large_faint_min_volume_ml``: stomach, bowel loops); an *accessory spleen*, i.e. a
+   nodule of at most ``tomo.organs.accessory_spleen_max_volume_ml`` within
+   ``accessory_spleen_max_distance_mm`` of the spleen with uptake at least
+   ``accessory_spleen_min_ratio_spleen`` x spleen (a splenule; a pancreatic-tail lesion can
+   look the same, so the warning says so); the adrenal zone (from 20 mm below to 50 mm above
+   a kidney's upper pole, between 10 mm from the midline and 15 mm lateral of the kidney
+   centre, within 40 mm front-back) with uptake below ``adrenal_max_ratio_spleen`` x spleen;
+   on PET, the uncinate-process zone (medial to the right kidney, 20-90 mm in front of it,
+   within 40 mm of its height) below ``uncinate_max_ratio_liver`` x liver; with a fused CT,
+   fluid density (median HU of the lesion core in [``fluid_hu_min``, ``fluid_hu_max``]:
+   gallbladder, urine, bowel content).
+
+Measurement (original grid): ``center_lps_mm`` is the centroid of the segmented region (not
+the peak, which is reported separately as ``peak_lps_mm``); ``volume_ml`` the region's volume
+and ``diameter_mm`` its volume-equivalent sphere diameter; ``peak`` the highest mean of a
+sphere of ``peak_volume_ml`` (PERCIST's 1 mL SUVpeak sphere, 1.2 cm across) centred inside
+the region; ``background`` b the local background at the peak.
+
+Partial volume. A uniform sphere of radius R blurred by an isotropic Gaussian of SD s
+(FWHM = 2.3548 s) has, at distance r from its centre, the value (per unit concentration)
+
+    p(r) = 1/2 [erf((R - r)/(s sqrt 2)) + erf((R + r)/(s sqrt 2))]
+           + s / (r sqrt(2 pi)) [exp(-(R + r)^2 / 2s^2) - exp(-(R - r)^2 / 2s^2)],
+    p(0) = erf(R/(s sqrt 2)) - sqrt(2/pi) (R/s) exp(-R^2 / 2s^2).
+
+The recovery coefficient is p averaged over the peak sphere of radius r_p
+(``sphere_peak_average``: 3/r_p^3 Int_0^r_p p(r) r^2 dr) or p(0) (``sphere_centre``). The
+sphere's true radius is recovered from the segmented volume: the region above a fraction f
+of the peak of a blurred sphere ends where p(r) = f p(0), a radius that grows monotonically
+with R (from s sqrt(2 ln 1/f) for a point), so the measured radius is inverted through it
+(with the segmentation image's blur, sqrt(s^2 + s_smooth^2)). The corrected uptake is
+b + (peak - b) / RC: only the excess over the surrounding background is lost to blur. RC is
+floored at 1 / ``max_correction_factor``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage, optimize, special
+from skimage.feature import peak_local_max
+from skimage.segmentation import watershed
+
+from octoscan.models.tomo_config import (
+    TomoCTConfig,
+    TomoDetectionConfig,
+    TomoOrganConfig,
+    TomoPVCConfig,
+)
+from octoscan.models.tomo_organs import (
+    FWHM_TO_SIGMA,
+    OrganMaps,
+    ball,
+    distance_to_mm,
+    gaussian_mm,
+    lps_axes,
+    voxel_volume_ml,
+)
+from octoscan.models.tomo_pairing import WorkingGrid
+
+_GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(48)
+_SADDLE_FRACTION = 0.8  # a maximum joined to an organ above this fraction is the organ's
+_CORE_FRACTION = 0.7  # lesion core (for CT values): above this fraction of the peak excess
+_FLUID_MIN_FRACTION = 0.7  # share of core voxels in the fluid window that makes it fluid
+_FLUID_MIN_CORE_ML = 2.0  # smaller cores mix with their surroundings on CT: not judged
+_ADRENAL_ABOVE_MM = 50.0
+_ADRENAL_BELOW_MM = 20.0
+_ADRENAL_MEDIAL_MM = 10.0
+_ADRENAL_LATERAL_EXTRA_MM = 15.0
+_ZONE_DEPTH_MM = 40.0
+_UNCINATE_FRONT_MM = (20.0, 90.0)
+_UNCINATE_MEDIAL_MM = (-15.0, 60.0)  # from the right kidney centre towards the midline
+_MAX_ADRENAL_ML = 20.0
+_MAX_UNCINATE_ML = 15.0
+
+
+# -------------------------------------------------------------------------------- PVC model
+
+
+def sphere_profile(r_mm: np.ndarray | float, radius_mm: float, sigma_mm: float) -> np.ndarray:
+    """p(r): a unit-concentration sphere of ``radius_mm`` blurred by a Gaussian of SD
+    ``sigma_mm``, at distance ``r_mm`` from its centre (module docstring)."""
+    r = np.abs(np.asarray(r_mm, dtype=np.float64))
+    R, s = float(radius_mm), float(sigma_mm)
+    if R <= 0.0:
+        return np.zeros_like(r)
+    if s <= 0.0:
+        return (r <= R).astype(np.float64)
+    root2 = math.sqrt(2.0)
+    centre = special.erf(R / (s * root2)) - math.sqrt(2.0 / math.pi) * (R / s) * math.exp(
+        -(R**2) / (2.0 * s**2)
+    )
+    small = r < 1e-4 * s
+    rr = np.where(small, 1.0, r)
+    value = 0.5 * (special.erf((R - rr) / (s * root2)) + special.erf((R + rr) / (s * root2))) + (
+        s / (rr * math.sqrt(2.0 * math.pi))
+    ) * (np.exp(-((R + rr) ** 2) / (2.0 * s**2)) - np.exp(-((R - rr) ** 2) / (2.0 * s**2)))
+    return np.where(small, centre, value)
+
+
+def recovery_centre(radius_mm: float, sigma_mm: float) -> float:
+    """RC at the centre of a blurred sphere, p(0)."""
+    return float(sphere_profile(0.0, radius_mm, sigma_mm))
+
+
+def recovery_peak_average(radius_mm: float, sigma_mm: float, peak_radius_mm: float) -> float:
+    """RC averaged over a concentric sphere of ``peak_radius_mm``: 3/r_p^3 Int p(r) r^2 dr."""
+    if peak_radius_mm <= 0.0:
+        return recovery_centre(radius_mm, sigma_mm)
+    r = 0.5 * peak_radius_mm * (_GAUSS_NODES + 1.0)
+    w = 0.5 * peak_radius_mm * _GAUSS_WEIGHTS
+    integral = float(np.sum(w * sphere_profile(r, radius_mm, sigma_mm) * r**2))
+    return 3.0 * integral / peak_radius_mm**3
+
+
+def isocontour_radius(radius_mm: float, sigma_mm: float, fraction: float) -> float:
+    """Radius where a blurred sphere falls to ``fraction`` of its central value."""
+    if sigma_mm <= 0.0:
+        return float(radius_mm)
+    if radius_mm <= 0.0:
+        return sigma_mm * math.sqrt(2.0 * math.log(1.0 / fraction))
+    top = float(sphere_profile(0.0, radius_mm, sigma_mm))
+
+    def f(r: float) -> float:
+        return float(sphere_profile(r, radius_mm, sigma_mm)) - fraction * top
+
+    hi = radius_mm + 10.0 * sigma_mm
+    return float(optimize.brentq(f, 0.0, hi, xtol=1e-6))
+
+
+def sphere_radius_from_isocontour(measured_mm: float, sigma_mm: float, fraction: float) -> float:
+    """Radius R of the uniform sphere whose ``fraction`` isocontour has radius ``measured_mm``
+    after blurring by ``sigma_mm`` (0 when the measured region is no larger than a point's)."""
+    if sigma_mm <= 0.0:
+        return float(measured_mm)
+    if measured_mm <= isocontour_radius(0.0, sigma_mm, fraction):
+        return 0.0
+
+    def f(R: float) -> float:
+        return isocontour_radius(R, sigma_mm, fraction) - measured_mm
+
+    hi = measured_mm + 10.0 * sigma_mm
+    return float(optimize.brentq(f, 0.0, hi, xtol=1e-4))
+
+
+def recovery_coefficient(
+    diameter_mm: float, fwhm_mm: float, *, model: str, peak_volume_ml: float
+) -> float:
+    """RC of a sphere of ``diameter_mm`` for a system of ``fwhm_mm`` (1.0 for model "none")."""
+    if model == "none":
+        return 1.0
+    sigma = fwhm_mm * FWHM_TO_SIGMA
+    if model == "sphere_centre":
+        return recovery_centre(diameter_mm / 2.0, sigma)
+    if model == "sphere_peak_average":
+        r_p = (3.0 * peak_volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+        return recovery_peak_average(diameter_mm / 2.0, sigma, r_p)
+    raise ValueError(f"recovery model {model!r}; expected sphere_peak_average, sphere_centre, none")
+
+
+# -------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A detected lesion, measured but not graded (units of the emission volume).
+
+    ``center_lps_mm`` is the region's centroid, ``peak_lps_mm`` the centre of the peak sphere;
+    ``peak`` its mean, ``max_value``/``mean_value`` the region's voxel maximum and mean on
+    the original grid; ``background`` the local background at the peak; ``recovery`` the
+    recovery coefficient, ``pvc_diameter_mm`` the sphere diameter it was computed for and
+    ``corrected_peak`` = background + (peak - background) / recovery. ``mask`` is on the
+    emission grid.
+    """
+
+    center_lps_mm: tuple[float, float, float]
+    peak_lps_mm: tuple[float, float, float]
+    volume_ml: float
+    diameter_mm: float
+    peak: float
+    max_value: float
+    mean_value: float
+    background: float
+    contrast: float
+    z_score: float
+    region: str
+    in_liver: bool
+    elongation: float
+    recovery: float
+    pvc_diameter_mm: float
+    corrected_peak: float
+    mask: np.ndarray = field(compare=False, repr=False)
+    working_mask: np.ndarray = field(compare=False, repr=False)
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExcludedFinding:
+    """A hot spot not scored as a lesion, and why (``kind``: elongated, large_faint,
+    accessory_spleen, adrenal, uncinate, fluid)."""
+
+    kind: str
+    reason: str
+    center_lps_mm: tuple[float, float, float]
+    volume_ml: float
+    peak: float
+    mask: np.ndarray = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """Lesions found (strongest first), hot spots excluded, and the detection maps
+    (working grid): smoothed image, background and noise SD."""
+
+    findings: tuple[Finding, ...]
+    excluded: tuple[ExcludedFinding, ...]
+    liver_level: float | None
+    smoothed: np.ndarray = field(compare=False, repr=False)
+    background: np.ndarray = field(compare=False, repr=False)
+    noise_sd: np.ndarray = field(compare=False, repr=False)
+    warnings: tuple[str, ...] = ()
+
+
+# -------------------------------------------------------------------------------- helpers
+
+
+def _mad_sd(values: np.ndarray) -> float:
+    if values.size < 2:
+        return 0.0
+    med = float(np.median(values))
+    return 1.4826 * float(np.median(np.abs(values - med)))
+
+
+def _odd(n: float) -> int:
+    k = max(1, round(n))
+    return k if k % 2 == 1 else k + 1
+
+
+def _principal(coords_mm: np.ndarray) -> tuple[float, float]:
+    """(length mm, elongation) of a point cloud: sqrt(12 l1) and sqrt(l1 / l2)."""
+    if len(coords_mm) < 4:
+        return 0.0, 1.0
+    cov = np.cov(coords_mm.T)
+    ev = np.sort(np.clip(np.linalg.eigvalsh(cov), 0.0, None))[::-1]
+    length = math.sqrt(12.0 * ev[0])
+    elong = math.sqrt(ev[0] / ev[1]) if ev[1] > 0 else math.inf
+    return length, elong
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
+    sl = ndimage.find_objects(mask.astype(np.int8))[0]
+    out = [
+        slice(max(0, s.start - margin), min(n, s.stop + margin))
+        for s, n in zip(sl, mask.shape, strict=True)
+    ]
+    return (out[0], out[1], out[2])
+
+
+def _peak_sphere(
+    native: np.ndarray, mask: np.ndarray, affine: np.ndarray, radius_mm: float
+) -> tuple[float, np.ndarray]:
+    """(highest mean of a sphere of ``radius_mm`` centred in ``mask``, its native index)."""
+    spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
+    kernel = ball(radius_mm, (spacing[0], spacing[1], spacing[2])).astype(np.float32)
+    kernel /= kernel.sum()
+    reach = max(kernel.shape) // 2 + 1
+    box = _box(mask, reach)
+    sub = np.asarray(native[box], dtype=np.float32)
+    means = ndimage.correlate(sub, kernel, mode="nearest")
+    inside = mask[box]
+    means = np.where(inside, means, -np.inf)
+    best = np.unravel_index(int(np.argmax(means)), means.shape)
+    idx = np.asarray(best) + np.array([s.start for s in box])
+    return float(means[best]), idx
+
+
+# -------------------------------------------------------------------------------- detection
+
+
+def detect_lesions(
+    image: np.ndarray,
+    grid: WorkingGrid,
+    organs: OrganMaps,
+    native: np.ndarray,
+    *,
+    fwhm_mm: float,
+    is_pet: bool,
+    detection: TomoDetectionConfig,
+    organ_cfg: TomoOrganConfig,
+    ct_cfg: TomoCTConfig,
+    pvc: TomoPVCConfig,
+) -> DetectionResult:
+    """Find, segment, screen and measure lesions (module docstring).
+
+    ``image`` is the emission volume on the working ``grid``, ``native`` on its original grid
+    (same units); ``organs`` from :func:`~octoscan.models.tomo_organs.locate_organs`;
+    ``fwhm_mm`` the system resolution. Findings are ordered by decreasing peak.
+    """
+    spacing = grid.spacing_mm
+    affine = grid.affine
+    vox_ml = voxel_volume_ml(spacing)
+    body = organs.body
+    warnings: list[str] = []
+    smooth_fwhm = detection.smoothing_fwhm_fraction * fwhm_mm
+    s = gaussian_mm(np.maximum(image, 0.0), smooth_fwhm, spacing)
+
+    size = [_odd(detection.background_size_mm / sp) for sp in spacing]
+    opened = ndimage.maximum_filter(
+        ndimage.minimum_filter(s, size=size, mode="nearest"), size=size, mode="nearest"
+    )
+    bg = gaussian_mm(opened, fwhm_mm, spacing)
+    floor = organ_cfg.body_threshold_fraction * body.soft_tissue_level
+
+    liver_level: float | None = None
+    liver_sd: float | None = None
+    hull = organs.liver_hull
+    if organs.liver is not None and hull is not None:
+        core = ndimage.binary_erosion(organs.liver, structure=ball(fwhm_mm / 2.0, spacing))
+        if core.sum() < 20:
+            core = organs.liver
+        liver_level = float(np.median(s[core]))
+        liver_sd = _mad_sd(s[core])
+        bg = np.where(hull, np.maximum(bg, liver_level), bg)
+    bg_eff = np.maximum(bg, floor)
+
+    physio = organs.physiological_mask()
+    near_organs = (
+        ndimage.binary_dilation(physio, structure=ball(fwhm_mm, spacing))
+        if physio.any()
+        else physio
+    )
+    soft = (
+        body.mask & ~near_organs & (s < organ_cfg.organ_threshold_factor * body.soft_tissue_level)
+    )
+    if hull is not None:
+        soft &= ~hull
+    if soft.sum() >= 50:
+        resid = (s - bg_eff)[soft] / np.sqrt(bg_eff[soft])
+        gain = _mad_sd(resid) ** 2
+    else:
+        gain = 0.0
+        warnings.append("too little soft tissue to estimate the background noise")
+    sd = np.sqrt(gain * bg_eff)
+    if liver_sd is not None and hull is not None:
+        sd = np.where(hull, max(liver_sd, 1e-12), sd)
+    sd = np.maximum(sd, 1e-6 * max(float(s.max()), 1e-12))
+    excess = s - bg
+    z = excess / sd
+    contrast = excess / bg_eff
+
+    md = max(1, round(detection.min_peak_distance_mm / max(spacing)))
+    peaks = peak_local_max(
+        s, min_distance=md, labels=body.mask.astype(np.int32), exclude_border=False
+    )
+    keep: list[tuple[int, int, int]] = []
+    for p in peaks:
+        t = (int(p[0]), int(p[1]), int(p[2]))
+        if physio[t]:
+            continue
+        if z[t] < detection.min_z_score or contrast[t] < detection.min_contrast:
+            continue
+        if (
+            hull is not None
+            and liver_level is not None
+            and hull[t]
+            and s[t] < detection.min_liver_lesion_ratio * liver_level
+        ):
+            continue
+        keep.append(t)
+
+    # watershed with the organs as markers, so that a lesion stops where an organ starts
+    markers = np.zeros(s.shape, dtype=np.int32)
+    for k, t in enumerate(keep, start=1):
+        markers[t] = k
+    organ_labels: list[np.ndarray] = [
+        m for m in (organs.spleen, organs.bladder, *organs.kidneys) if m is not None
+    ]
+    for j, m in enumerate(organ_labels, start=len(keep) + 1):
+        markers[m & (markers == 0)] = j
+    region_mask = body.mask & ((excess > 0) | physio)
+    basins = (
+        np.asarray(watershed(-s, markers, mask=region_mask), dtype=np.int32)
+        if keep
+        else np.zeros(s.shape, np.int32)
+    )
+
+    organ_dist = {}
+    spleen_level = float(np.median(s[organs.spleen])) if organs.spleen is not None else None
+    if organs.spleen is not None:
+        organ_dist["spleen"] = distance_to_mm(organs.spleen, spacing)
+    _, _, z_ax = lps_axes(s.shape, affine)
+    kidney_info = []
+    for kmask in organs.kidneys:
+        idx = np.argwhere(kmask)
+        centre = idx.mean(axis=0) @ affine[:3, :3].T + affine[:3, 3]
+        top = float(np.broadcast_to(z_ax, s.shape)[kmask].max())
+        kidney_info.append((centre, top, float(np.median(s[kmask]))))
+    grade4_level = (
+        spleen_level
+        if spleen_level is not None
+        else (max(k[2] for k in kidney_info) if kidney_info else None)
+    )
+    ct_hu = organs.ct_hu
+    sigma_sys = fwhm_mm * FWHM_TO_SIGMA
+    sigma_seg = math.sqrt(sigma_sys**2 + (smooth_fwhm * FWHM_TO_SIGMA) ** 2)
+    peak_radius = (3.0 * detection.peak_volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+    native_affine = grid.native_affine
+    native_vox = voxel_volume_ml(
+        tuple(float(v) for v in np.linalg.norm(native_affine[:3, :3], axis=0))
+    )
+
+    findings: list[Finding] = []
+    excluded: list[ExcludedFinding] = []
+    for k, t in enumerate(keep, start=1):
+        basin = basins == k
+        threshold = bg[t] + detection.segmentation_fraction * excess[t]
+        region = basin & (s >= threshold)
+        lab, _ = ndimage.label(region)
+        if lab[t] == 0:
+            continue
+        region = lab == lab[t]
+        volume = float(region.sum()) * vox_ml
+        if volume < detection.min_volume_ml:
+            continue
+        # shoulder of an organ: joined to it by a high saddle
+        touching = ndimage.binary_dilation(basin) & (basins > len(keep))
+        if touching.any():
+            rim = basin & ndimage.binary_dilation(touching)
+            if rim.any() and float(s[rim].max()) >= _SADDLE_FRACTION * float(s[t]):
+                continue
+        idx = np.argwhere(region)
+        pts = idx @ affine[:3, :3].T + affine[:3, 3]
+        centre = pts.mean(axis=0)
+        length, elong = _principal(pts)
+        centre_t = (float(centre[0]), float(centre[1]), float(centre[2]))
+        native_mask = grid.expand(region)
+        peak, peak_idx = _peak_sphere(native, native_mask, native_affine, peak_radius)
+        peak_lps = peak_idx @ native_affine[:3, :3].T + native_affine[:3, 3]
+        in_liver = bool(hull is not None and (hull[t] or float(hull[region].mean()) >= 0.5))
+        reason = _exclusion(
+            s=s,
+            t=t,
+            region=region,
+            volume=volume,
+            length=length,
+            elong=elong,
+            centre=centre,
+            in_liver=in_liver,
+            liver_level=liver_level,
+            spleen_level=spleen_level,
+            grade4_level=grade4_level,
+            kidney_info=kidney_info,
+            organ_dist=organ_dist,
+            body_mid=body.midline_x_mm,
+            ct_hu=ct_hu,
+            bg=bg,
+            excess=excess,
+            is_pet=is_pet,
+            detection=detection,
+            organ_cfg=organ_cfg,
+            ct_cfg=ct_cfg,
+            vox_ml=vox_ml,
+        )
+        if reason is not None:
+            excluded.append(
+                ExcludedFinding(reason[0], reason[1], centre_t, volume, peak, native_mask)
+            )
+            continue
+        region_name = _region_name(region, s, t, bg, excess, in_liver, ct_hu, ct_cfg)
+        values = np.asarray(native, dtype=np.float64)[native_mask]
+        r_seg = (3.0 * float(native_mask.sum()) * native_vox * 1000.0 / (4.0 * math.pi)) ** (
+            1.0 / 3.0
+        )
+        radius_true = sphere_radius_from_isocontour(
+            r_seg, sigma_seg, detection.segmentation_fraction
+        )
+        rc = recovery_coefficient(
+            2.0 * radius_true,
+            fwhm_mm,
+            model=pvc.recovery_model,
+            peak_volume_ml=detection.peak_volume_ml,
+        )
+        notes: list[str] = []
+        floor_rc = 1.0 / pvc.max_correction_factor
+        if rc < floor_rc:
+            notes.append(
+                f"recovery coefficient {rc:.2f} below 1/{pvc.max_correction_factor:g}: "
+                "correction capped (lesion small against the resolution)"
+            )
+            rc = floor_rc
+        b = float(bg[t])
+        corrected = b + (peak - b) / rc if peak > b else peak
+        findings.append(
+            Finding(
+                center_lps_mm=centre_t,
+                peak_lps_mm=(float(peak_lps[0]), float(peak_lps[1]), float(peak_lps[2])),
+                volume_ml=float(native_mask.sum()) * native_vox,
+                diameter_mm=2.0 * r_seg,
+                peak=peak,
+                max_value=float(values.max()),
+                mean_value=float(values.mean()),
+                background=b,
+                contrast=float(contrast[t]),
+                z_score=float(z[t]),
+                region=region_name,
+                in_liver=in_liver,
+                elongation=float(elong),
+                recovery=rc,
+                pvc_diameter_mm=2.0 * radius_true,
+                corrected_peak=float(corrected),
+                mask=native_mask,
+                working_mask=region,
+                warnings=tuple(notes),
+            )
+        )
+    findings.sort(key=lambda f: -f.peak)
+    return DetectionResult(
+        findings=tuple(findings),
+        excluded=tuple(excluded),
+        liver_level=liver_level,
+        smoothed=s,
+        background=bg,
+        noise_sd=sd,
+        warnings=tuple(warnings),
+    )
+
+
+def _region_name(
+    region: np.ndarray,
+    s: np.ndarray,
+    t: tuple[int, int, int],
+    bg: np.ndarray,
+    excess: np.ndarray,
+    in_liver: bool,
+    ct_hu: np.ndarray | None,
+    ct_cfg: TomoCTConfig,
+) -> str:
+    if ct_hu is not None:
+        core = region & (s >= bg[t] + _CORE_FRACTION * excess[t])
+        hu = float(np.median(ct_hu[core if core.any() else region]))
+        if hu >= ct_cfg.bone_hu_min:
+            return "bone"
+        if hu <= ct_cfg.lung_hu_max:
+            return "lung"
+    if in_liver:
+        return "liver"
+    return "soft tissue" if ct_hu is not None else "extrahepatic"
+
+
+def _exclusion(
+    *,
+    s: np.ndarray,
+    t: tuple[int, int, int],
+    region: np.ndarray,
+    volume: float,
+    length: float,
+    elong: float,
+    centre: np.ndarray,
+    in_liver: bool,
+    liver_level: float | None,
+    spleen_level: float | None,
+    grade4_level: float | None,
+    kidney_info: list[tuple[np.ndarray, float, float]],
+    organ_dist: dict[str, np.ndarray],
+    body_mid: float,
+    ct_hu: np.ndarray | None,
+    bg: np.ndarray,
+    excess: np.ndarray,
+    is_pet: bool,
+    detection: TomoDetectionConfig,
+    organ_cfg: TomoOrganConfig,
+    ct_cfg: TomoCTConfig,
+    vox_ml: float,
+) -> tuple[str, str] | None:
+    """(kind, reason) when the hot spot is physiological by the rules of the module doc."""
+    peak = float(s[t])
+    where = f"hot spot of {volume:.1f} mL"
+    if length >= detection.elongated_min_length_mm and elong >= detection.elongated_min_ratio:
+        return "elongated", (
+            f"{where} is elongated ({length:.0f} mm long, axis ratio {elong:.1f}): bowel-like, "
+            "not scored"
+        )
+    if (
+        volume >= detection.large_faint_min_volume_ml
+        and liver_level is not None
+        and peak < liver_level
+    ):
+        return "large_faint", (
+            f"{where} below liver uptake: a large moderately avid structure (stomach or bowel), "
+            "not scored"
+        )
+    if spleen_level is not None and "spleen" in organ_dist and not in_liver:
+        dist = float(organ_dist["spleen"][region].min())
+        if (
+            volume <= organ_cfg.accessory_spleen_max_volume_ml
+            and dist <= organ_cfg.accessory_spleen_max_distance_mm
+            and peak >= organ_cfg.accessory_spleen_min_ratio_spleen * spleen_level
+        ):
+            return "accessory_spleen", (
+                f"{where} {dist:.0f} mm from the spleen with spleen-like uptake "
+                f"({peak / spleen_level:.2f} x spleen): taken as an accessory spleen; review "
+                "if a pancreatic-tail or splenic-hilum lesion is suspected"
+            )
+    lateral = float(centre[0] - body_mid)
+    if grade4_level is not None and not in_liver and volume <= _MAX_ADRENAL_ML:
+        for k_centre, k_top, _ in kidney_info:
+            k_lat = float(k_centre[0] - body_mid)
+            same_side = lateral * k_lat > 0
+            if (
+                same_side
+                and k_top - _ADRENAL_BELOW_MM <= centre[2] <= k_top + _ADRENAL_ABOVE_MM
+                and _ADRENAL_MEDIAL_MM <= abs(lateral) <= abs(k_lat) + _ADRENAL_LATERAL_EXTRA_MM
+                and abs(float(centre[1] - k_centre[1])) <= _ZONE_DEPTH_MM
+                and peak < detection.adrenal_max_ratio_spleen * grade4_level
+            ):
+                return "adrenal", (
+                    f"{where} in the adrenal zone above the "
+                    f"{'left' if k_lat > 0 else 'right'} kidney, below "
+                    f"{detection.adrenal_max_ratio_spleen:g} x spleen: taken as physiological "
+                    "adrenal uptake; review if an adrenal lesion is suspected"
+                )
+    if is_pet and liver_level is not None and not in_liver and volume <= _MAX_UNCINATE_ML:
+        for k_centre, _, _ in kidney_info:
+            k_lat = float(k_centre[0] - body_mid)
+            if k_lat >= 0:
+                continue
+            medial = float(centre[0] - k_centre[0])
+            front = float(k_centre[1] - centre[1])
+            if (
+                _UNCINATE_MEDIAL_MM[0] <= medial <= _UNCINATE_MEDIAL_MM[1]
+                and _UNCINATE_FRONT_MM[0] <= front <= _UNCINATE_FRONT_MM[1]
+                and abs(float(centre[2] - k_centre[2])) <= _ZONE_DEPTH_MM
+                and peak < detection.uncinate_max_ratio_liver * liver_level
+            ):
+                return "uncinate", (
+                    f"{where} at the uncinate process of the pancreas below "
+                    f"{detection.uncinate_max_ratio_liver:g} x liver: taken as physiological; "
+                    "review if a pancreatic-head lesion is suspected"
+                )
+    if ct_hu is not None:
+        core = region & (s >= bg[t] + _CORE_FRACTION * excess[t])
+        if core.sum() * vox_ml >= _FLUID_MIN_CORE_ML:
+            hu = ct_hu[core]
+            fluid = (hu >= ct_cfg.fluid_hu_min) & (hu <= ct_cfg.fluid_hu_max)
+            if float(fluid.mean()) >= _FLUID_MIN_FRACTION:
+                return "fluid", (
+                    f"{where} of fluid density on CT (median {float(np.median(hu)):.0f} HU): "
+                    "gallbladder, urine or bowel content, not scored"
+                )
+    return None

@@ -1,0 +1,361 @@
+"""Where a batch's studies run: in this process, in a local process pool, or on Dask.
+
+An executor maps a picklable function over items and yields ``(item, result)`` pairs in
+completion order; ``result`` is the function's return value or the exception that stopped
+it (an executor never raises for one item's failure, so the batch goes on). Items are fed
+lazily with a bounded number in flight, so a batch of thousands of studies neither queues
+every task at once nor waits for the slowest before reporting progress.
+
+Division of labour (the batch's choice, see :mod:`octoscan.pipelines.batch`): workers read
+the inputs and return each study's files as bytes; only the parent process writes into the
+output folder. On Dask, inputs must therefore be readable at the same paths on every worker
+(a shared file system); the output folder need only exist where ``octoscan run`` runs.
+
+* :class:`SerialExecutor`: in this process, one item at a time (``--workers 1``).
+* :class:`LocalProcessExecutor`: a :class:`concurrent.futures.ProcessPoolExecutor` started
+  with the ``spawn`` method (no state inherited from the parent) whose initializer
+  configures logging and imports the heavy modules (numpy, scipy, scikit-image, pydicom and
+  the scoring code) once per worker. A worker that dies (a crash in a native decoder, the
+  out-of-memory killer) breaks the pool: the pool is restarted and the items that were in
+  flight are re-run one at a time, so the item that kills its worker again is reported with
+  :class:`WorkerCrashedError` and the others complete.
+* :class:`DaskExecutor`: a ``dask.distributed`` client connected to a running scheduler
+  (``--dask tcp://HOST:PORT``); dask itself is imported only here.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from octoscan.imaging.errors import InvalidInputError
+
+__all__ = [
+    "DASK_UNAVAILABLE",
+    "HEAVY_MODULES",
+    "DaskExecutor",
+    "LocalProcessExecutor",
+    "SerialExecutor",
+    "StudyExecutor",
+    "WorkerCrashedError",
+    "default_workers",
+    "make_executor",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DASK_UNAVAILABLE = "dask_unavailable"
+
+# Imported once by each local worker process before its first study.
+HEAVY_MODULES: tuple[str, ...] = (
+    "numpy",
+    "scipy.ndimage",
+    "skimage.measure",
+    "pydicom",
+    "octoscan.pipelines.study",
+    "octoscan.pipelines.outputs",
+    "octoscan.pipelines.resume",
+    "octoscan.pipelines.batch",
+)
+
+_LOG = logging.getLogger(__name__)
+_IN_FLIGHT_PER_WORKER = 2
+_ORPHAN_POLL_S = 1.0
+
+
+class WorkerCrashedError(RuntimeError):
+    """The worker process died while running this item (it did so twice, once alone)."""
+
+
+def default_workers() -> int:
+    """Default number of local worker processes: the number of CPUs."""
+    return os.cpu_count() or 1
+
+
+def _exit_when_orphaned(parent_pid: int, interval_s: float) -> None:
+    """Poll the parent's PID; end this worker when the parent is gone (e.g. SIGKILLed)."""
+    while True:
+        time.sleep(interval_s)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _worker_init(log_level: int, modules: tuple[str, ...]) -> None:
+    """Initializer of a local worker process: logging to stderr, heavy imports once, and a
+    watchdog thread so that a worker never outlives a killed parent by more than a second."""
+    logging.basicConfig(
+        level=log_level, format="%(levelname)s %(name)s [worker]: %(message)s"
+    )
+    threading.Thread(
+        target=_exit_when_orphaned,
+        args=(os.getppid(), _ORPHAN_POLL_S),
+        name="octoscan-orphan-watchdog",
+        daemon=True,
+    ).start()
+    for name in modules:
+        importlib.import_module(name)
+
+
+class StudyExecutor(abc.ABC):
+    """Runs ``fn`` over items; see the module docstring. Use as a context manager."""
+
+    name: str = "executor"
+
+    @property
+    @abc.abstractmethod
+    def slots(self) -> int:
+        """How many items run at the same time."""
+
+    @abc.abstractmethod
+    def map_unordered(
+        self, fn: Callable[[T], R], items: Iterable[T]
+    ) -> Iterator[tuple[T, R | BaseException]]:
+        """Yield ``(item, fn(item) or the exception it raised)`` as items finish."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers and connections."""
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.slots} worker(s))"
+
+    def __enter__(self) -> StudyExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SerialExecutor(StudyExecutor):
+    """Runs every item in the calling process, in order."""
+
+    name = "serial"
+
+    @property
+    def slots(self) -> int:
+        return 1
+
+    def map_unordered(
+        self, fn: Callable[[T], R], items: Iterable[T]
+    ) -> Iterator[tuple[T, R | BaseException]]:
+        for item in items:
+            try:
+                result: R | BaseException = fn(item)
+            except Exception as exc:
+                result = exc
+            yield item, result
+
+
+class LocalProcessExecutor(StudyExecutor):
+    """A pool of ``workers`` spawned processes on this machine."""
+
+    name = "local processes"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        log_level: int | None = None,
+        preload: tuple[str, ...] = HEAVY_MODULES,
+    ) -> None:
+        n = default_workers() if workers is None else workers
+        if n < 1:
+            raise InvalidInputError(
+                f"workers {n}: expected 1 or more worker processes", code="invalid_option"
+            )
+        self._workers = n
+        if log_level is None:
+            log_level = logging.getLogger().getEffectiveLevel()
+        self._log_level = log_level
+        self._preload = preload
+        self._pool: ProcessPoolExecutor | None = None
+        self.n_pool_restarts = 0
+
+    @property
+    def slots(self) -> int:
+        return self._workers
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(self._log_level, self._preload),
+            )
+        return self._pool
+
+    def _restart_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+        self.n_pool_restarts += 1
+
+    def map_unordered(
+        self, fn: Callable[[T], R], items: Iterable[T]
+    ) -> Iterator[tuple[T, R | BaseException]]:
+        source = iter(items)
+        suspects: deque[T] = deque()  # in flight when a worker died: re-run one at a time
+        pending: dict[Future[R], tuple[T, bool]] = {}  # future -> (item, running alone)
+        window = self._workers * _IN_FLIGHT_PER_WORKER
+        exhausted = False
+        while True:
+            if not pending and suspects:
+                item = suspects.popleft()
+                pending[self._ensure_pool().submit(fn, item)] = (item, True)
+            while not suspects and not exhausted and len(pending) < window:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending[self._ensure_pool().submit(fn, item)] = (item, False)
+            if not pending:
+                if exhausted and not suspects:
+                    return
+                continue
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                item, alone = pending.pop(future)
+                try:
+                    result: R | BaseException = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    if alone:
+                        yield item, WorkerCrashedError(
+                            "the worker process died while processing this item, twice "
+                            "(the second time alone): a crash in native code or the "
+                            "out-of-memory killer"
+                        )
+                    else:
+                        suspects.append(item)
+                    continue
+                except Exception as exc:
+                    result = exc
+                yield item, result
+            if broken:
+                # Every other future of the dead pool fails too: collect them as suspects.
+                for future in list(pending):
+                    item, alone = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        suspects.append(item)
+                        continue
+                    except Exception as exc:
+                        result = exc
+                    yield item, result
+                _LOG.warning(
+                    "a worker process died; restarting the pool and re-running %d "
+                    "item(s) one at a time",
+                    len(suspects),
+                )
+                self._restart_pool()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor(StudyExecutor):
+    """Items run as tasks on a ``dask.distributed`` cluster reached at ``address``."""
+
+    name = "dask"
+
+    def __init__(self, address: str, *, timeout_s: float = 20.0) -> None:
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise InvalidInputError(
+                "--dask needs dask.distributed, which is not installed; install it with "
+                "`pip install 'octoscan[dask]'`",
+                code=DASK_UNAVAILABLE,
+            ) from exc
+        try:
+            self._client = Client(address, timeout=timeout_s, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InvalidInputError(
+                f"cannot connect to the Dask scheduler at {address!r} within {timeout_s:g} s "
+                f"({type(exc).__name__}: {exc}); expected a running scheduler, e.g. "
+                "tcp://127.0.0.1:8786",
+                code=DASK_UNAVAILABLE,
+            ) from exc
+        self.address = address
+
+    @property
+    def slots(self) -> int:
+        info = self._client.scheduler_info()
+        workers: dict[str, Any] = info.get("workers", {})
+        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+
+    def map_unordered(
+        self, fn: Callable[[T], R], items: Iterable[T]
+    ) -> Iterator[tuple[T, R | BaseException]]:
+        from distributed import as_completed
+
+        source = iter(items)
+        window = max(2, self.slots * _IN_FLIGHT_PER_WORKER)
+        pending: dict[Any, T] = {}
+        queue = as_completed()
+
+        def submit_next() -> bool:
+            try:
+                item = next(source)
+            except StopIteration:
+                return False
+            future = self._client.submit(fn, item, pure=False)
+            pending[future] = item
+            queue.add(future)
+            return True
+
+        for _ in range(window):
+            if not submit_next():
+                break
+        for future in queue:
+            item = pending.pop(future)
+            try:
+                result: R | BaseException = future.result()
+            except Exception as exc:  # the task raised, or its workers died (KilledWorker)
+                result = exc
+            future.release()
+            yield item, result
+            submit_next()
+
+    def describe(self) -> str:
+        return f"dask at {self.address} ({self.slots} worker thread(s))"
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def make_executor(
+    *, workers: int | None = None, dask_address: str | None = None
+) -> StudyExecutor:
+    """The executor for ``octoscan run``: Dask when an address is given, otherwise serial
+    for one worker and a local process pool for more (default: one per CPU)."""
+    if dask_address is not None:
+        if workers is not None:
+            raise InvalidInputError(
+                "--workers and --dask exclude each other: a Dask cluster's size is set when "
+                "its workers are started",
+                code="invalid_option",
+            )
+        return DaskExecutor(dask_address)
+    n = default_workers() if workers is None else workers
+    if n < 1:
+        raise InvalidInputError(
+            f"workers {n}: expected 1 or more worker processes", code="invalid_option"
+        )
+    return SerialExecutor() if n == 1 else LocalProcessExecutor(n)
