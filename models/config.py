@@ -98,6 +98,7 @@ class ReferenceConfig:
     spleen_diameter_mm: float = field(metadata=_r(5.0, 150.0, "mm"))
     kidney_diameter_mm: float = field(metadata=_r(5.0, 150.0, "mm"))
     edge_margin_mm: float = field(metadata=_r(0.0, 100.0, "mm"))
+    organ_margin_mm: float = field(metadata=_r(0.0, 100.0, "mm"))
     lesion_margin_mm: float = field(metadata=_r(0.0, 100.0, "mm"))
     min_pixels: int = field(metadata=_r(1, 100000))
 
@@ -123,7 +124,6 @@ class DetectionConfig:
     segmentation_fraction: float = field(metadata=_r(0.05, 0.95))
     min_diameter_mm: float = field(metadata=_r(0.0, 200.0, "mm"))
     min_peak_distance_mm: float = field(metadata=_r(0.0, 200.0, "mm"))
-    min_liver_lesion_ratio: float = field(metadata=_r(1.0, 10.0))
 
 
 @dataclass(frozen=True)

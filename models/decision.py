@@ -118,6 +118,9 @@ def decide_imaging(
     spleen = refs.get("spleen")
     liver_ok = liver is not None and liver.plausible
     liver_uncertain = (not liver_ok) and (liver is None or rules.review_on_implausible_reference)
+    # a missing or implausible liver reference (diffuse involvement is itself disease) sends
+    # the study to review outright when the configuration says so (issue 4, item 2)
+    force_review = (not liver_ok) and rules.review_on_implausible_reference
     notes: list[str] = []
     if liver is None:
         notes.append("no liver reference: uptake against liver is unknown")
@@ -172,6 +175,11 @@ def decide_imaging(
     }
     status_lo, reasons_lo = _core(worst, **kw)
     status_hi, _ = _core(best, **kw)
+    if force_review:
+        return "needs_review", tuple(
+            [*notes, "reference organ missing or implausible: the study needs a reader"]
+            + reasons_lo
+        )
     if status_lo == status_hi:
         return status_lo, tuple(notes + reasons_lo)
     reasons = [

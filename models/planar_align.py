@@ -18,12 +18,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from skimage.feature import match_template
+
 from octoscan.imaging.types import PlanarImage, View
 from octoscan.models.config import AlignmentConfig
 from octoscan.models.stats import fwhm_to_sigma_px, smooth
-from skimage.feature import match_template
 
 _SPACING_RTOL = 0.01
+_COARSE_GRID_MM = 4.0  # coarse registration grid
 _COUNT_FLOOR = 0.5  # counts: keeps the delta-method variance finite where a view is empty
 
 
@@ -62,6 +64,21 @@ def _log_compress(image: np.ndarray, sigma_rc_px: tuple[float, float]) -> np.nda
     return np.log1p(s / max(scale, 1e-12))
 
 
+def _block_mean(image: np.ndarray, f: int) -> np.ndarray:
+    if f == 1:
+        return image
+    rows, cols = image.shape
+    padded = np.pad(image, ((0, (-rows) % f), (0, (-cols) % f)), mode="edge")
+    return padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean(axis=(1, 3))
+
+
+def _parabolic(y0: float, y1: float, y2: float) -> float:
+    denom = y0 - 2.0 * y1 + y2
+    if denom >= 0.0:
+        return 0.0
+    return float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
+
+
 def estimate_shift(
     fixed: np.ndarray,
     moving: np.ndarray,
@@ -74,32 +91,30 @@ def estimate_shift(
     normalised correlation of the compressed images at the integer optimum.
 
     ``shift_image(moving, shift)`` then matches ``fixed``. Both arrays must have one shape.
+    Normalised cross-correlation on a grid of about 4 mm (the images are smoothed to more
+    than that) within ``max_shift_mm``, with a parabolic sub-pixel fit.
     """
     if fixed.shape != moving.shape:
         raise ValueError(f"shapes differ: {fixed.shape} and {moving.shape}")
     sigma = fwhm_to_sigma_px(smoothing_fwhm_mm, spacing_mm)
     f = _log_compress(fixed, sigma)
     m = _log_compress(moving, sigma)
-    rows, cols = f.shape
-    max_r = min(rows // 4, math.floor(max_shift_mm / spacing_mm[0]))
-    max_c = min(cols // 4, math.floor(max_shift_mm / spacing_mm[1]))
-    template = m[max_r : rows - max_r, max_c : cols - max_c]
-    if template.std() == 0.0 or f.std() == 0.0:
+    if f.std() == 0.0 or m.std() == 0.0:
         return (0.0, 0.0), 0.0
-    # normalised cross-correlation of the central part of `moving` at every shift in the
-    # search window: ncc[i, j] belongs to the shift (i - max_r, j - max_c)
-    ncc = match_template(f, template)
+    k = max(1, round(_COARSE_GRID_MM / max(min(spacing_mm), 1e-6)))
+    fs, ms = _block_mean(f, k), _block_mean(m, k)
+    rows, cols = fs.shape
+    max_r = min(rows // 4, math.floor(max_shift_mm / (spacing_mm[0] * k)))
+    max_c = min(cols // 4, math.floor(max_shift_mm / (spacing_mm[1] * k)))
+    template = ms[max_r : rows - max_r, max_c : cols - max_c]
+    if template.std() == 0.0:
+        return (0.0, 0.0), 0.0
+    # ncc[i, j] belongs to the coarse shift (i - max_r, j - max_c)
+    ncc = match_template(fs, template)
     i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-
-    def parabolic(y0: float, y1: float, y2: float) -> float:
-        denom = y0 - 2.0 * y1 + y2
-        if denom >= 0.0:
-            return 0.0
-        return float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
-
-    sub_r = parabolic(ncc[i - 1, j], ncc[i, j], ncc[i + 1, j]) if 0 < i < ncc.shape[0] - 1 else 0.0
-    sub_c = parabolic(ncc[i, j - 1], ncc[i, j], ncc[i, j + 1]) if 0 < j < ncc.shape[1] - 1 else 0.0
-    return (i - max_r + sub_r, j - max_c + sub_c), float(ncc[i, j])
+    sub_r = _parabolic(ncc[i - 1, j], ncc[i, j], ncc[i + 1, j]) if 0 < i < ncc.shape[0] - 1 else 0.0
+    sub_c = _parabolic(ncc[i, j - 1], ncc[i, j], ncc[i, j + 1]) if 0 < j < ncc.shape[1] - 1 else 0.0
+    return ((int(i) - max_r + sub_r) * k, (int(j) - max_c + sub_c) * k), float(ncc[i, j])
 
 
 def _shift_axis(arr: np.ndarray, shift: float, axis: int, squared: bool) -> np.ndarray:

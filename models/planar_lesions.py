@@ -47,13 +47,13 @@ from octoscan.models.stats import (
 
 PHYSIOLOGICAL_ORGANS: tuple[str, ...] = ("spleen", "kidney_left", "kidney_right", "bladder")
 _HEAD_NECK_MIDLINE_MM = 35.0  # |offset| of a midline head/neck spot (pituitary, thyroid)
-_LIVER_LEVEL_FWHM_MM = 60.0  # smoothing of the local normal-liver level
 _MAX_LESION_RADIUS_FACTOR = 2.5  # a lesion region stays within this x background radius
 _ORGAN_PEAK_RADIUS_MM = 25.0  # a spot this close to an organ's own peak is the organ
 _KIDNEY_LESION_PA_FACTOR = 0.7
 _GALLBLADDER_OFFSET = (0.03, 0.28)  # liver-side offset from the midline / torso width
 _GALLBLADDER_BELOW_MM = 25.0  # below the liver's lowest row
 _GALLBLADDER_MAX_CONTRAST = 0.6
+_DEBUG = False
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def background(
     segment in every direction stand out. Computed on a grid of about 4 mm (the image is
     already smoothed to the system resolution) and interpolated back.
     """
-    f = max(1, int(_BACKGROUND_GRID_MM // min(spacing_mm)))
+    f = max(1, round(_BACKGROUND_GRID_MM / min(spacing_mm)))
     rows, cols = smoothed.shape
     pr, pc = (-rows) % f, (-cols) % f
     padded = np.pad(smoothed, ((0, pr), (0, pc)), mode="edge")
@@ -179,21 +179,6 @@ def background(
     cc = (np.arange(cols) - (f - 1) / 2.0) / f
     grid = np.meshgrid(rr, cc, indexing="ij")
     return ndimage.map_coordinates(out, grid, order=1, mode="nearest")
-
-
-def _liver_level(
-    smoothed: np.ndarray, liver: np.ndarray, bright: np.ndarray, spacing_mm: tuple[float, float]
-) -> np.ndarray:
-    """Local normal-liver level: normalised convolution over liver pixels that are not bright."""
-    w = (liver & ~bright).astype(np.float64)
-    if not w.any():
-        w = liver.astype(np.float64)
-    sigma = fwhm_to_sigma_px(_LIVER_LEVEL_FWHM_MM, spacing_mm)
-    num = smooth(smoothed * w, sigma)
-    den = smooth(w, sigma)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        level = np.where(den > 1e-3, num / np.maximum(den, 1e-12), 0.0)
-    return level
 
 
 def find_lesions(
@@ -249,8 +234,6 @@ def find_lesions(
     soft = body & ~organ_any & ~liver & (sd > 0)
     z_bias = float(np.median(z_raw[soft])) if soft.any() else 0.0
     z = z_raw - z_bias
-    bright = z > 3.0
-    liver_level = _liver_level(sd, liver, bright, spacing_mm) if liver.any() else None
 
     min_dist = max(1, round(config.min_peak_distance_mm / max(spacing_mm)))
     cand_region = body & (z >= config.min_z_score)
@@ -302,14 +285,12 @@ def find_lesions(
         if zval < config.min_z_score or contrast < config.min_contrast:
             continue
         organ = _physiological(r, c, ctx)
+        if _DEBUG:
+            print("SPOT", (r, c), round(zval, 1), round(contrast, 2), organ, None if pa is None else round(float(pa[r, c]), 2))
         if organ is not None:
             set_aside.append(SetAside(frame.point_to_stored((r, c)), organ, zval))
             continue
         region = "liver" if liver[r, c] else _region_name(r, organs, spacing_mm)
-        if liver[r, c] and liver_level is not None:
-            level = float(liver_level[r, c])
-            if level > 0 and sd[r, c] < config.min_liver_lesion_ratio * level:
-                continue
         kept.append((r, c, region))
 
     spots = _segment(

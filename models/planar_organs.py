@@ -47,7 +47,8 @@ from octoscan.models.types import OrganRegion
 
 _MERGE_SADDLE_FRACTION = 0.92  # basins joined by a saddle above this fraction of the lower peak
 _HALF = 0.5  # organ masks: the basin above half of the organ's own level
-_SPLEEN_MAX_ROW_OFFSET_MM = 200.0  # spleen centre within this distance of the liver's rows
+_SPLEEN_MAX_ROW_OFFSET_MM = 200.0  # spleen centre at most this far above the liver's centre
+_SPLEEN_MIN_OFFSET = 0.2  # spleen centre at least this far from the midline (/ torso width)
 _KIDNEY_LATERAL_RANGE = (0.05, 0.42)  # |offset from midline| / torso width
 _LIVER_LATERAL_MIN = 0.04
 _HEAD_NECK_MARGIN_MM = 30.0  # liver centre at least this far from the midline (/ torso width)
@@ -402,19 +403,29 @@ def find_organs(
     )
 
 
+def _widest_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: length of the widest run of True and the centre column of that run."""
+    padded = np.pad(mask.astype(np.int8), ((0, 0), (1, 1)))
+    d = np.diff(padded, axis=1)
+    sr, sc = np.nonzero(d == 1)
+    _, ec = np.nonzero(d == -1)
+    widths = np.zeros(mask.shape[0])
+    centres = np.full(mask.shape[0], np.nan)
+    if sr.size == 0:
+        return widths, centres
+    lengths = ec - sc  # starts and ends pair up row by row, in order
+    order = np.lexsort((-lengths, sr))
+    sr, sc, lengths = sr[order], sc[order], lengths[order]
+    first = np.ones(sr.size, dtype=bool)
+    first[1:] = sr[1:] != sr[:-1]
+    widths[sr[first]] = lengths[first]
+    centres[sr[first]] = sc[first] + 0.5 * (lengths[first] - 1)
+    return widths, centres
+
+
 def _torso_geometry(body: np.ndarray, spacing_mm: tuple[float, float]) -> tuple[float, float]:
-    """Midline column and torso width (mm): rows whose widest run is in the top third."""
-    widths = np.zeros(body.shape[0])
-    centres = np.full(body.shape[0], np.nan)
-    for r in np.flatnonzero(body.any(axis=1)):
-        lab, n = ndimage.label(body[r])
-        if n == 0:
-            continue
-        sizes = ndimage.sum_labels(body[r], lab, index=np.arange(1, n + 1))
-        k = int(np.argmax(sizes)) + 1
-        cols = np.flatnonzero(lab == k)
-        widths[r] = cols.size
-        centres[r] = 0.5 * (cols[0] + cols[-1])
+    """Midline column and torso width (mm) from the rows whose widest run is broad."""
+    widths, centres = _widest_runs(body)
     valid = widths > 0
     if not valid.any():
         return body.shape[1] / 2.0, body.shape[1] * spacing_mm[1]
@@ -538,10 +549,11 @@ def grow_region(
 _KIDNEY_WINDOW_MM = (60.0, 35.0)  # half-axes (rows, cols) of a kidney's search window
 _KIDNEY_OFFSET_MM = (25.0, 140.0)  # |centre - midline|
 _KIDNEY_PAIR_MAX_DROW_MM = 50.0
-_KIDNEY_PAIR_MAX_DOFFSET_MM = 50.0
+_KIDNEY_PAIR_MAX_DOFFSET_MM = 35.0
 _KIDNEY_DOG_SIGMA_MM = (18.0, 30.0)
 _KIDNEY_ABOVE_LIVER_MM = 10.0  # kidney centres lie at most this far above the liver's centre
-_KIDNEY_MIN_AREA_CM2 = 20.0  # half-maximum area of a kidney on the posterior view
+_KIDNEY_MIN_AREA_CM2 = 20.0
+_REMNANT_MM = 8.0  # a basin whose highest point is this close to a kidney is its flank  # half-maximum area of a kidney on the posterior view
 
 
 def _find_kidneys(
@@ -555,6 +567,7 @@ def _find_kidneys(
     config: OrganConfig,
     ant: np.ndarray | None,
     post: np.ndarray | None,
+    exclude: np.ndarray,
 ) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
     """Kidneys as a pair of kidney-sized blobs either side of the spine.
 
@@ -588,6 +601,8 @@ def _find_kidneys(
     pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
     cands = []
     for r, c in peaks:
+        if exclude[r, c]:
+            continue
         dx = (float(c) - midline) * spacing_mm[1] * side_sign  # liver side negative
         if not _KIDNEY_OFFSET_MM[0] <= abs(dx) <= _KIDNEY_OFFSET_MM[1]:
             continue
@@ -635,26 +650,38 @@ def _find_kidneys(
     return out
 
 
-def _minus(b: _Basin, taken: np.ndarray, spacing_mm: tuple[float, float]) -> _Basin | None:
-    """The basin without ``taken`` pixels; None when its peak was taken (a kidney's remnant)."""
+def _minus(
+    b: _Basin, taken: np.ndarray, organ_img: np.ndarray, spacing_mm: tuple[float, float]
+) -> _Basin | None:
+    """The basin without ``taken`` pixels (kidneys).
+
+    None when nothing is left or what is left is only the flank of a kidney: its highest
+    point touches the kidney (within ``_REMNANT_MM``) instead of standing apart.
+    """
     mask = b.mask & ~taken
-    if not mask.any() or taken[b.peak_rc]:
+    if not mask.any():
         return None
     mask = _largest_component(mask)
+    peak_rc = b.peak_rc
+    if taken[peak_rc]:
+        peak_rc = _argmax_in(organ_img, mask)
+        dist = ndimage.distance_transform_edt(~taken, sampling=spacing_mm)
+        if float(dist[peak_rc]) < _REMNANT_MM:
+            return None
     rr, cc = np.nonzero(mask)
     pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
     return _Basin(
         label=b.label,
         mask=mask,
         full=b.full & ~taken,
-        peak=b.peak,
-        level=b.level,
+        peak=float(organ_img[peak_rc]),
+        level=float(np.percentile(organ_img[mask], 90)),
         area_cm2=float(mask.sum()) * pixel_cm2,
         row_mm=float(rr.mean()) * spacing_mm[0],
         col_mm=float(cc.mean()) * spacing_mm[1],
         offset=b.offset,
         pa_ratio=b.pa_ratio,
-        peak_rc=b.peak_rc,
+        peak_rc=peak_rc,
     )
 
 
@@ -710,6 +737,29 @@ def _classify(
         return b.offset * sign
 
     rest = [b for b in basins if b is not liver]
+
+    # spleen: hottest basin on the side opposite the liver, lateral, at liver height or above
+    spleen_cands = [
+        b
+        for b in rest
+        if off(b) >= _SPLEEN_MIN_OFFSET
+        and liver.row_mm - _SPLEEN_MAX_ROW_OFFSET_MM <= b.row_mm <= liver.row_mm + 40.0
+        and config.spleen_min_area_cm2 <= b.area_cm2 <= config.spleen_max_area_cm2
+    ]
+    spleen_zone = np.zeros(body.shape, dtype=bool)
+    if spleen_cands:
+        spleen = max(spleen_cands, key=lambda b: b.level)
+        organs["spleen"] = spleen.mask
+        peaks["spleen"] = _argmax_in(organ_img, spleen.mask)
+        rest = [b for b in rest if b is not spleen]
+        spleen_zone = ndimage.binary_dilation(
+            spleen.mask, iterations=max(1, round(5.0 / min(spacing_mm)))
+        )
+    else:
+        warnings.append(
+            "spleen not found (splenectomy, or no hot organ opposite the liver at liver height)"
+        )
+
     kidney_found = _find_kidneys(
         gm_smooth,
         body,
@@ -720,16 +770,18 @@ def _classify(
         config=config,
         ant=ant,
         post=post,
+        exclude=spleen_zone,
     )
-    kidneys = {name: mk for name, (mk, _) in kidney_found.items()}
-    peaks.update({name: rc for name, (_, rc) in kidney_found.items()})
+    kidneys = {name: mk & ~spleen_zone for name, (mk, _) in kidney_found.items()}
+    kidneys = {name: mk for name, mk in kidneys.items() if mk.any()}
+    peaks.update({name: rc for name, (_, rc) in kidney_found.items() if name in kidneys})
     taken = np.zeros(body.shape, dtype=bool)
     for m in kidneys.values():
         taken |= m
     taken_wide = ndimage.binary_dilation(taken, iterations=2) if taken.any() else taken
     # liver level: median of the basin's upper part once kidneys are removed (hot lesions
     # and the kidney inflate a high percentile); the mask is the basin above half of it
-    region = liver.full & ~taken_wide
+    region = liver.full & ~taken_wide & ~spleen_zone
     values = organ_img[region]
     if values.size:
         upper = values[values >= 0.3 * float(np.percentile(values, 90))]
@@ -738,25 +790,9 @@ def _classify(
     else:
         liver_mask = region
     organs["liver"] = _largest_component(liver_mask) if liver_mask.any() else liver_mask
-    rest = [m for m in (_minus(b, taken_wide, spacing_mm) for b in rest) if m is not None]
-
-    # spleen: hottest basin on the side opposite the liver at liver height, not a kidney
-    spleen_cands = [
-        b
-        for b in rest
-        if off(b) >= 0.12
-        and abs(b.row_mm - liver.row_mm) <= _SPLEEN_MAX_ROW_OFFSET_MM
-        and config.spleen_min_area_cm2 <= b.area_cm2 <= config.spleen_max_area_cm2
+    rest = [
+        m for m in (_minus(b, taken_wide, organ_img, spacing_mm) for b in rest) if m is not None
     ]
-    if spleen_cands:
-        spleen = max(spleen_cands, key=lambda b: b.level)
-        organs["spleen"] = spleen.mask
-        peaks["spleen"] = _argmax_in(organ_img, spleen.mask)
-        rest = [b for b in rest if b is not spleen]
-    else:
-        warnings.append(
-            "spleen not found (splenectomy, or no hot organ opposite the liver at liver height)"
-        )
     organs.update(kidneys)
 
     # bladder: lowest midline basin below the kidneys (whole-body images)
@@ -854,6 +890,7 @@ def place_reference(
     spacing_mm: tuple[float, float],
     prefer_lateral_of_col: float | None = None,
     prefer_lower_col: bool = True,
+    brightest: bool = True,
 ) -> ReferencePlacement | None:
     """Choose the centre of a reference circle inside ``organ_mask`` (canonical frame).
 
@@ -861,8 +898,11 @@ def place_reference(
     from ``exclusion`` (lesions, hot structures); the margin is relaxed step by step when no
     centre qualifies (and a warning says so). Among candidates, optionally those lateral to
     ``prefer_lateral_of_col`` (the right lobe of the liver: lower columns when
-    ``prefer_lower_col``), the most homogeneous circle is taken: smallest coefficient of
-    variation beyond counting noise, then closest to the candidates' median level.
+    ``prefer_lower_col``), the circle is placed where the organ projects thickest (highest
+    local mean), among the more homogeneous half of the candidates (coefficient of variation
+    beyond counting noise at or below the median) so that an unseen hot spot does not
+    attract it; with ``brightest`` False, the most homogeneous circle closest to the
+    candidates' median level is taken instead.
     """
     radius = diameter_mm / 2.0
     usable = organ_mask & ~exclusion
@@ -889,25 +929,41 @@ def place_reference(
             cands = cands & side
     kernel = _disk_kernel(radius, spacing_mm)
     n = float(kernel.sum())
-    m1 = ndimage.correlate(image, kernel, mode="nearest") / n
-    m2 = ndimage.correlate(image * image, kernel, mode="nearest") / n
+    rows = np.flatnonzero(cands.any(axis=1))
+    cols = np.flatnonzero(cands.any(axis=0))
+    pr, pc = kernel.shape[0], kernel.shape[1]
+    box = (
+        slice(max(0, rows[0] - pr), min(image.shape[0], rows[-1] + pr + 1)),
+        slice(max(0, cols[0] - pc), min(image.shape[1], cols[-1] + pc + 1)),
+    )
+    img = image[box]
+    m1 = ndimage.correlate(img, kernel, mode="nearest") / n
+    m2 = ndimage.correlate(img * img, kernel, mode="nearest") / n
     local_var = np.maximum(m2 - m1 * m1, 0.0)
     if variance is not None:
-        noise = ndimage.correlate(variance, kernel, mode="nearest") / n
+        noise = ndimage.correlate(variance[box], kernel, mode="nearest") / n
         local_var = np.maximum(local_var - noise, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         cv = np.where(m1 > 0, np.sqrt(local_var) / np.maximum(m1, 1e-12), np.inf)
-    med = float(np.median(m1[cands]))
-    score = cv + 0.25 * np.abs(m1 / max(med, 1e-12) - 1.0)
-    score = np.where(cands, score, np.inf)
+    cb = cands[box]
+    if brightest:
+        # the thickest part of the organ (highest mean) among its more homogeneous half
+        cv_limit = float(np.median(cv[cb]))
+        score = np.where(cb & (cv <= cv_limit), -m1, np.inf)
+    else:
+        med = float(np.median(m1[cb]))
+        score = np.where(cb, cv + 0.25 * np.abs(m1 / max(med, 1e-12) - 1.0), np.inf)
     r, c = np.unravel_index(int(np.argmin(score)), score.shape)
+    r, c = r + box[0].start, c + box[1].start
     return ReferencePlacement(
         organ=organ,
         center_rc=(int(r), int(c)),
         radius_mm=radius,
         method=(
-            f"{diameter_mm:g} mm circle in the most homogeneous part of the {organ}, "
-            f"{edge_margin_mm:g} mm from its outline and from lesions"
+            f"{diameter_mm:g} mm circle where the {organ} projects thickest "
+            f"({edge_margin_mm:g} mm inside its outline, clear of lesions and other organs)"
+            if brightest
+            else f"{diameter_mm:g} mm circle in the most homogeneous part of the {organ}"
         ),
         warnings=tuple(warnings),
     )

@@ -25,7 +25,6 @@ from octoscan.models.planar_lesions import Detection, apparent_peak, find_lesion
 from octoscan.models.planar_organs import (
     OrganMap,
     ReferencePlacement,
-    central_reference,
     circle_mask,
     find_organs,
     place_reference,
@@ -210,7 +209,7 @@ def _references(
         m = organs.canonical_mask(name)
         if m is not None:
             hot_organs |= m
-    hot_zone = _near(hot_organs, rcfg.lesion_margin_mm, spacing)
+    hot_zone = _near(hot_organs, rcfg.organ_margin_mm, spacing)
     refs: list[ReferenceRegion] = []
 
     liver_ref: ReferenceRegion | None = None
@@ -250,8 +249,14 @@ def _references(
     spleen_ref: ReferenceRegion | None = None
     spleen_mask = organs.canonical_mask("spleen")
     if spleen_mask is not None:
-        placement = central_reference(
-            spleen_mask, lesion_zone, organ="spleen", diameter_mm=rcfg.spleen_diameter_mm,
+        placement = place_reference(
+            spleen_mask,
+            lesion_zone,
+            img,
+            var,
+            organ="spleen",
+            diameter_mm=rcfg.spleen_diameter_mm,
+            edge_margin_mm=rcfg.edge_margin_mm,
             spacing_mm=spacing,
         )
         if placement is not None:
@@ -264,9 +269,15 @@ def _references(
             km = organs.canonical_mask(name)
             if km is None:
                 continue
-            placement = central_reference(
-                km, lesion_zone, organ=name.replace("_", " "),
-                diameter_mm=rcfg.kidney_diameter_mm, spacing_mm=spacing,
+            placement = place_reference(
+                km,
+                lesion_zone,
+                img,
+                var,
+                organ=name.replace("_", " "),
+                diameter_mm=rcfg.kidney_diameter_mm,
+                edge_margin_mm=rcfg.edge_margin_mm,
+                spacing_mm=spacing,
             )
             if placement is not None:
                 kidney_ref = _reference_region(

@@ -80,7 +80,9 @@ from octoscan.models.tomo_organs import (
     FWHM_TO_SIGMA,
     OrganMaps,
     ball,
+    dilate_mm,
     distance_to_mm,
+    erode_mm,
     gaussian_mm,
     lps_axes,
     voxel_volume_ml,
@@ -101,6 +103,9 @@ _UNCINATE_FRONT_MM = (20.0, 90.0)
 _UNCINATE_MEDIAL_MM = (-15.0, 60.0)  # from the right kidney centre towards the midline
 _MAX_ADRENAL_ML = 20.0
 _MAX_UNCINATE_ML = 15.0
+_CLIP_SD = 2.5  # local background: voxels this many local SDs above the local mean are dropped
+_MIN_COVERAGE = 0.05  # share of background voxels a box needs for local statistics
+_LIVER_SHELL_FRACTION = 0.5  # share of a lesion's surroundings in liver that puts it "in liver"
 
 
 # -------------------------------------------------------------------------------- PVC model
@@ -234,6 +239,7 @@ class ExcludedFinding:
     volume_ml: float
     peak: float
     mask: np.ndarray = field(compare=False, repr=False)
+    working_mask: np.ndarray = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -306,6 +312,50 @@ def _peak_sphere(
 # -------------------------------------------------------------------------------- detection
 
 
+def _local_background(
+    s: np.ndarray, weight: np.ndarray, size: list[int]
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Sigma-clipped local mean and SD of ``s`` over ``weight`` voxels in a box of ``size``.
+
+    Three passes of normalised box filtering; each pass drops voxels more than
+    ``_CLIP_SD`` local SDs above the local mean (lesions, bowel) from the weights. Returns
+    (mean, sd, global mean, global sd); where the box holds too few weighted voxels the
+    global (clipped) values stand in.
+    """
+    x = np.asarray(s, dtype=np.float64)
+    w = np.asarray(weight, dtype=np.float64)
+    if w.sum() < 50:
+        level = float(np.median(x[x > 0])) if np.any(x > 0) else 1.0
+        return np.full(x.shape, level), np.full(x.shape, 0.0), level, 0.0
+    mean = sd = np.zeros_like(x)
+    coverage = np.zeros_like(x)
+    g_mean, g_sd = 0.0, 0.0
+    for _ in range(3):
+        coverage = ndimage.uniform_filter(w, size, mode="constant")
+        safe = np.maximum(coverage, 1e-9)
+        mean = ndimage.uniform_filter(x * w, size, mode="constant") / safe
+        mean2 = ndimage.uniform_filter(x * x * w, size, mode="constant") / safe
+        sd = np.sqrt(np.maximum(mean2 - mean * mean, 0.0))
+        sel = w > 0
+        g_mean = float(np.average(x[sel]))
+        g_sd = float(np.std(x[sel]))
+        w = np.where(weight & (x <= mean + _CLIP_SD * sd), 1.0, 0.0)
+        if w.sum() < 50:
+            break
+    sparse = coverage < _MIN_COVERAGE
+    mean = np.where(sparse, g_mean, mean)
+    sd = np.where(sparse, g_sd, sd)
+    return mean.astype(np.float32), sd.astype(np.float32), g_mean, g_sd
+
+
+def _grow(box: tuple[slice, ...], by: int, shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
+    out = [
+        slice(max(0, int(b.start) - by), min(n, int(b.stop) + by))
+        for b, n in zip(box, shape, strict=True)
+    ]
+    return (out[0], out[1], out[2])
+
+
 def detect_lesions(
     image: np.ndarray,
     grid: WorkingGrid,
@@ -332,47 +382,36 @@ def detect_lesions(
     warnings: list[str] = []
     smooth_fwhm = detection.smoothing_fwhm_fraction * fwhm_mm
     s = gaussian_mm(np.maximum(image, 0.0), smooth_fwhm, spacing)
-
-    size = [_odd(detection.background_size_mm / sp) for sp in spacing]
-    opened = ndimage.maximum_filter(
-        ndimage.minimum_filter(s, size=size, mode="nearest"), size=size, mode="nearest"
-    )
-    bg = gaussian_mm(opened, fwhm_mm, spacing)
     floor = organ_cfg.body_threshold_fraction * body.soft_tissue_level
 
+    physio = organs.physiological_mask()
+    near_organs = dilate_mm(physio, fwhm_mm, spacing) if physio.any() else physio
     liver_level: float | None = None
-    liver_sd: float | None = None
-    hull = organs.liver_hull
-    if organs.liver is not None and hull is not None:
-        core = ndimage.binary_erosion(organs.liver, structure=ball(fwhm_mm / 2.0, spacing))
+    liver_sd = 0.0
+    liver_zone = np.zeros(s.shape, dtype=bool)
+    if organs.liver is not None and organs.liver_hull is not None:
+        core = erode_mm(organs.liver, fwhm_mm / 2.0, spacing)
         if core.sum() < 20:
             core = organs.liver
         liver_level = float(np.median(s[core]))
         liver_sd = _mad_sd(s[core])
-        bg = np.where(hull, np.maximum(bg, liver_level), bg)
-    bg_eff = np.maximum(bg, floor)
+        liver_zone = dilate_mm(organs.liver_hull, fwhm_mm / 2.0, spacing)
 
-    physio = organs.physiological_mask()
-    near_organs = (
-        ndimage.binary_dilation(physio, structure=ball(fwhm_mm, spacing))
-        if physio.any()
-        else physio
+    size = [_odd(detection.background_size_mm / sp) for sp in spacing]
+    # background: body outside organs and below organ-level uptake (a large lesion must not
+    # raise its own background)
+    cut = (
+        liver_level
+        if liver_level is not None
+        else organ_cfg.organ_threshold_factor * body.soft_tissue_level
     )
-    soft = (
-        body.mask & ~near_organs & (s < organ_cfg.organ_threshold_factor * body.soft_tissue_level)
-    )
-    if hull is not None:
-        soft &= ~hull
-    if soft.sum() >= 50:
-        resid = (s - bg_eff)[soft] / np.sqrt(bg_eff[soft])
-        gain = _mad_sd(resid) ** 2
-    else:
-        gain = 0.0
-        warnings.append("too little soft tissue to estimate the background noise")
-    sd = np.sqrt(gain * bg_eff)
-    if liver_sd is not None and hull is not None:
-        sd = np.where(hull, max(liver_sd, 1e-12), sd)
-    sd = np.maximum(sd, 1e-6 * max(float(s.max()), 1e-12))
+    weight = body.mask & ~near_organs & ~liver_zone & (s < cut)
+    bg, sd, _, g_sd = _local_background(s, weight, size)
+    if liver_level is not None:
+        bg = np.where(liver_zone, np.float32(liver_level), bg)
+        sd = np.where(liver_zone, np.float32(max(liver_sd, 1e-12)), sd)
+    sd = np.maximum(sd, np.float32(max(0.5 * g_sd, 1e-9 * max(float(s.max()), 1.0))))
+    bg_eff = np.maximum(bg, np.float32(floor))
     excess = s - bg
     z = excess / sd
     contrast = excess / bg_eff
@@ -389,9 +428,8 @@ def detect_lesions(
         if z[t] < detection.min_z_score or contrast[t] < detection.min_contrast:
             continue
         if (
-            hull is not None
-            and liver_level is not None
-            and hull[t]
+            liver_level is not None
+            and liver_zone[t]
             and s[t] < detection.min_liver_lesion_ratio * liver_level
         ):
             continue
@@ -401,105 +439,117 @@ def detect_lesions(
     markers = np.zeros(s.shape, dtype=np.int32)
     for k, t in enumerate(keep, start=1):
         markers[t] = k
-    organ_labels: list[np.ndarray] = [
-        m for m in (organs.spleen, organs.bladder, *organs.kidneys) if m is not None
-    ]
-    for j, m in enumerate(organ_labels, start=len(keep) + 1):
+    organ_masks = [m for m in (organs.spleen, organs.bladder, *organs.kidneys) if m is not None]
+    for j, m in enumerate(organ_masks, start=len(keep) + 1):
         markers[m & (markers == 0)] = j
-    region_mask = body.mask & ((excess > 0) | physio)
-    basins = (
-        np.asarray(watershed(-s, markers, mask=region_mask), dtype=np.int32)
-        if keep
-        else np.zeros(s.shape, np.int32)
-    )
+    if keep:
+        region_mask = body.mask & ((excess > 0) | physio)
+        basins = np.asarray(watershed(-s, markers, mask=region_mask), dtype=np.int32)
+    else:
+        basins = np.zeros(s.shape, dtype=np.int32)
+    boxes = ndimage.find_objects(basins)
 
-    organ_dist = {}
     spleen_level = float(np.median(s[organs.spleen])) if organs.spleen is not None else None
-    if organs.spleen is not None:
-        organ_dist["spleen"] = distance_to_mm(organs.spleen, spacing)
+    spleen_dist = (
+        distance_to_mm(organs.spleen, spacing, max_mm=organ_cfg.accessory_spleen_max_distance_mm)
+        if organs.spleen is not None
+        else None
+    )
     _, _, z_ax = lps_axes(s.shape, affine)
     kidney_info = []
     for kmask in organs.kidneys:
-        idx = np.argwhere(kmask)
-        centre = idx.mean(axis=0) @ affine[:3, :3].T + affine[:3, 3]
+        centre = np.argwhere(kmask).mean(axis=0) @ affine[:3, :3].T + affine[:3, 3]
         top = float(np.broadcast_to(z_ax, s.shape)[kmask].max())
         kidney_info.append((centre, top, float(np.median(s[kmask]))))
-    grade4_level = (
-        spleen_level
-        if spleen_level is not None
-        else (max(k[2] for k in kidney_info) if kidney_info else None)
+    grade4_level = spleen_level
+    if grade4_level is None and kidney_info:
+        grade4_level = max(k[2] for k in kidney_info)
+    context = _Context(
+        s=s,
+        bg=bg,
+        excess=excess,
+        liver=organs.liver,
+        liver_level=liver_level,
+        spleen_level=spleen_level,
+        spleen_dist=spleen_dist,
+        grade4_level=grade4_level,
+        kidney_info=kidney_info,
+        body_mid=body.midline_x_mm,
+        ct_hu=organs.ct_hu,
+        is_pet=is_pet,
+        detection=detection,
+        organ_cfg=organ_cfg,
+        ct_cfg=ct_cfg,
+        vox_ml=vox_ml,
     )
-    ct_hu = organs.ct_hu
     sigma_sys = fwhm_mm * FWHM_TO_SIGMA
     sigma_seg = math.sqrt(sigma_sys**2 + (smooth_fwhm * FWHM_TO_SIGMA) ** 2)
     peak_radius = (3.0 * detection.peak_volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
     native_affine = grid.native_affine
-    native_vox = voxel_volume_ml(
-        tuple(float(v) for v in np.linalg.norm(native_affine[:3, :3], axis=0))
-    )
+    native_spacing = np.linalg.norm(native_affine[:3, :3], axis=0)
+    native_vox = float(np.prod(native_spacing)) / 1000.0
+    reach = 2 * max(1, math.ceil(fwhm_mm / min(spacing))) + 1
+    peak_reach = [
+        math.ceil(peak_radius / (sp * f)) + 1
+        for sp, f in zip(native_spacing, grid.factors, strict=True)
+    ]
 
     findings: list[Finding] = []
     excluded: list[ExcludedFinding] = []
     for k, t in enumerate(keep, start=1):
-        basin = basins == k
-        threshold = bg[t] + detection.segmentation_fraction * excess[t]
-        region = basin & (s >= threshold)
-        lab, _ = ndimage.label(region)
-        if lab[t] == 0:
+        if boxes[k - 1] is None:
             continue
-        region = lab == lab[t]
+        box = _grow(boxes[k - 1], max(reach, *peak_reach), s.shape)
+        off = np.array([b.start for b in box])
+        lt = tuple(int(v) for v in np.asarray(t) - off)
+        sub_basins = basins[box]
+        basin = sub_basins == k
+        threshold = bg[t] + detection.segmentation_fraction * excess[t]
+        region = basin & (s[box] >= threshold)
+        lab, _ = ndimage.label(region)
+        if lab[lt] == 0:
+            continue
+        region = lab == lab[lt]
         volume = float(region.sum()) * vox_ml
         if volume < detection.min_volume_ml:
             continue
         # shoulder of an organ: joined to it by a high saddle
-        touching = ndimage.binary_dilation(basin) & (basins > len(keep))
+        touching = ndimage.binary_dilation(basin) & (sub_basins > len(keep))
         if touching.any():
             rim = basin & ndimage.binary_dilation(touching)
-            if rim.any() and float(s[rim].max()) >= _SADDLE_FRACTION * float(s[t]):
+            if rim.any() and float(s[box][rim].max()) >= _SADDLE_FRACTION * float(s[t]):
                 continue
-        idx = np.argwhere(region)
+        idx = np.argwhere(region) + off
         pts = idx @ affine[:3, :3].T + affine[:3, 3]
         centre = pts.mean(axis=0)
         length, elong = _principal(pts)
         centre_t = (float(centre[0]), float(centre[1]), float(centre[2]))
-        native_mask = grid.expand(region)
-        peak, peak_idx = _peak_sphere(native, native_mask, native_affine, peak_radius)
-        peak_lps = peak_idx @ native_affine[:3, :3].T + native_affine[:3, 3]
-        in_liver = bool(hull is not None and (hull[t] or float(hull[region].mean()) >= 0.5))
-        reason = _exclusion(
-            s=s,
-            t=t,
-            region=region,
-            volume=volume,
-            length=length,
-            elong=elong,
-            centre=centre,
-            in_liver=in_liver,
-            liver_level=liver_level,
-            spleen_level=spleen_level,
-            grade4_level=grade4_level,
-            kidney_info=kidney_info,
-            organ_dist=organ_dist,
-            body_mid=body.midline_x_mm,
-            ct_hu=ct_hu,
-            bg=bg,
-            excess=excess,
-            is_pet=is_pet,
-            detection=detection,
-            organ_cfg=organ_cfg,
-            ct_cfg=ct_cfg,
-            vox_ml=vox_ml,
+        in_liver = _in_liver(region, box, organs, liver_zone, spacing, fwhm_mm)
+        native_box = grid.native_box(box)
+        native_region = grid.expand_box(region)
+        peak, peak_local = _peak_sphere(
+            native[native_box], native_region, native_affine, peak_radius
         )
+        peak_idx = peak_local + np.array([b.start for b in native_box])
+        peak_lps = peak_idx @ native_affine[:3, :3].T + native_affine[:3, 3]
+        reason = _exclusion(context, t, region, box, volume, length, elong, centre, in_liver)
         if reason is not None:
             excluded.append(
-                ExcludedFinding(reason[0], reason[1], centre_t, volume, peak, native_mask)
+                ExcludedFinding(
+                    reason[0],
+                    reason[1],
+                    centre_t,
+                    volume,
+                    peak,
+                    _full(native_region, native_box, grid.native_shape),
+                    region_box(region, box, s.shape),
+                )
             )
             continue
-        region_name = _region_name(region, s, t, bg, excess, in_liver, ct_hu, ct_cfg)
-        values = np.asarray(native, dtype=np.float64)[native_mask]
-        r_seg = (3.0 * float(native_mask.sum()) * native_vox * 1000.0 / (4.0 * math.pi)) ** (
-            1.0 / 3.0
-        )
+        region_name = _region_name(context, region, box, t, in_liver)
+        values = np.asarray(native[native_box], dtype=np.float64)[native_region]
+        native_volume = float(native_region.sum()) * native_vox
+        r_seg = (3.0 * native_volume * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
         radius_true = sphere_radius_from_isocontour(
             r_seg, sigma_seg, detection.segmentation_fraction
         )
@@ -517,13 +567,13 @@ def detect_lesions(
                 "correction capped (lesion small against the resolution)"
             )
             rc = floor_rc
-        b = float(bg[t])
+        b = float(liver_level) if in_liver and liver_level is not None else float(bg[t])
         corrected = b + (peak - b) / rc if peak > b else peak
         findings.append(
             Finding(
                 center_lps_mm=centre_t,
                 peak_lps_mm=(float(peak_lps[0]), float(peak_lps[1]), float(peak_lps[2])),
-                volume_ml=float(native_mask.sum()) * native_vox,
+                volume_ml=native_volume,
                 diameter_mm=2.0 * r_seg,
                 peak=peak,
                 max_value=float(values.max()),
@@ -537,8 +587,8 @@ def detect_lesions(
                 recovery=rc,
                 pvc_diameter_mm=2.0 * radius_true,
                 corrected_peak=float(corrected),
-                mask=native_mask,
-                working_mask=region,
+                mask=_full(native_region, native_box, grid.native_shape),
+                working_mask=region_box(region, box, s.shape),
                 warnings=tuple(notes),
             )
         )
@@ -554,104 +604,154 @@ def detect_lesions(
     )
 
 
-def _region_name(
+def _full(sub: np.ndarray, box: tuple[slice, ...], shape: tuple[int, int, int]) -> np.ndarray:
+    out = np.zeros(shape, dtype=bool)
+    out[box] = sub
+    return out
+
+
+def region_box(sub: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """A sub-block mask placed into a full boolean array of ``shape``."""
+    out = np.zeros(shape, dtype=bool)
+    out[box] = sub
+    return out
+
+
+def _in_liver(
     region: np.ndarray,
-    s: np.ndarray,
+    box: tuple[slice, ...],
+    organs: OrganMaps,
+    liver_zone: np.ndarray,
+    spacing: tuple[float, float, float],
+    fwhm_mm: float,
+) -> bool:
+    """Inside the liver: mostly in the liver hull, or the liver zone (hull grown by half a
+    FWHM) makes up at least ``_LIVER_SHELL_FRACTION`` of the organ-level tissue in a shell
+    1-2 FWHM around the region (beyond the lesion's own spill-out, which keeps very hot
+    lesions and their surroundings out of the liver outline)."""
+    if organs.liver is None or organs.liver_hull is None:
+        return False
+    hull = organs.liver_hull[box]
+    if float(hull[region].mean()) >= 0.5:
+        return True
+    inner = dilate_mm(region, fwhm_mm, spacing)
+    outer = dilate_mm(region, 2.0 * fwhm_mm, spacing)
+    shell = outer & ~inner & organs.body.mask[box]
+    organ_level = shell & (organs.organ_image[box] > organs.organ_level)
+    if not organ_level.any():
+        return False
+    return float(liver_zone[box][organ_level].mean()) >= _LIVER_SHELL_FRACTION
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Detection maps and organ facts the exclusion and naming rules read."""
+
+    s: np.ndarray
+    bg: np.ndarray
+    excess: np.ndarray
+    liver: np.ndarray | None
+    liver_level: float | None
+    spleen_level: float | None
+    spleen_dist: np.ndarray | None
+    grade4_level: float | None
+    kidney_info: list[tuple[np.ndarray, float, float]]
+    body_mid: float
+    ct_hu: np.ndarray | None
+    is_pet: bool
+    detection: TomoDetectionConfig
+    organ_cfg: TomoOrganConfig
+    ct_cfg: TomoCTConfig
+    vox_ml: float
+
+
+def _core(
+    ctx: _Context, region: np.ndarray, box: tuple[slice, ...], t: tuple[int, int, int]
+) -> np.ndarray:
+    core = region & (ctx.s[box] >= ctx.bg[t] + _CORE_FRACTION * ctx.excess[t])
+    return core if core.any() else region
+
+
+def _region_name(
+    ctx: _Context,
+    region: np.ndarray,
+    box: tuple[slice, ...],
     t: tuple[int, int, int],
-    bg: np.ndarray,
-    excess: np.ndarray,
     in_liver: bool,
-    ct_hu: np.ndarray | None,
-    ct_cfg: TomoCTConfig,
 ) -> str:
-    if ct_hu is not None:
-        core = region & (s >= bg[t] + _CORE_FRACTION * excess[t])
-        hu = float(np.median(ct_hu[core if core.any() else region]))
-        if hu >= ct_cfg.bone_hu_min:
+    """ "bone", "lung" (fused CT), "liver", or "soft tissue" (CT) / "extrahepatic"."""
+    if ctx.ct_hu is not None:
+        hu = float(np.median(ctx.ct_hu[box][_core(ctx, region, box, t)]))
+        if hu >= ctx.ct_cfg.bone_hu_min:
             return "bone"
-        if hu <= ct_cfg.lung_hu_max:
+        if hu <= ctx.ct_cfg.lung_hu_max:
             return "lung"
     if in_liver:
         return "liver"
-    return "soft tissue" if ct_hu is not None else "extrahepatic"
+    return "soft tissue" if ctx.ct_hu is not None else "extrahepatic"
 
 
 def _exclusion(
-    *,
-    s: np.ndarray,
+    ctx: _Context,
     t: tuple[int, int, int],
     region: np.ndarray,
+    box: tuple[slice, ...],
     volume: float,
     length: float,
     elong: float,
     centre: np.ndarray,
     in_liver: bool,
-    liver_level: float | None,
-    spleen_level: float | None,
-    grade4_level: float | None,
-    kidney_info: list[tuple[np.ndarray, float, float]],
-    organ_dist: dict[str, np.ndarray],
-    body_mid: float,
-    ct_hu: np.ndarray | None,
-    bg: np.ndarray,
-    excess: np.ndarray,
-    is_pet: bool,
-    detection: TomoDetectionConfig,
-    organ_cfg: TomoOrganConfig,
-    ct_cfg: TomoCTConfig,
-    vox_ml: float,
 ) -> tuple[str, str] | None:
     """(kind, reason) when the hot spot is physiological by the rules of the module doc."""
-    peak = float(s[t])
+    det, org = ctx.detection, ctx.organ_cfg
+    peak = float(ctx.s[t])
     where = f"hot spot of {volume:.1f} mL"
-    if length >= detection.elongated_min_length_mm and elong >= detection.elongated_min_ratio:
+    if length >= det.elongated_min_length_mm and elong >= det.elongated_min_ratio:
         return "elongated", (
             f"{where} is elongated ({length:.0f} mm long, axis ratio {elong:.1f}): bowel-like, "
             "not scored"
         )
     if (
-        volume >= detection.large_faint_min_volume_ml
-        and liver_level is not None
-        and peak < liver_level
+        volume >= det.large_faint_min_volume_ml
+        and ctx.liver_level is not None
+        and peak < ctx.liver_level
     ):
         return "large_faint", (
             f"{where} below liver uptake: a large moderately avid structure (stomach or bowel), "
             "not scored"
         )
-    if spleen_level is not None and "spleen" in organ_dist and not in_liver:
-        dist = float(organ_dist["spleen"][region].min())
+    if ctx.spleen_level is not None and ctx.spleen_dist is not None and not in_liver:
+        dist = float(ctx.spleen_dist[box][region].min())
         if (
-            volume <= organ_cfg.accessory_spleen_max_volume_ml
-            and dist <= organ_cfg.accessory_spleen_max_distance_mm
-            and peak >= organ_cfg.accessory_spleen_min_ratio_spleen * spleen_level
+            volume <= org.accessory_spleen_max_volume_ml
+            and dist <= org.accessory_spleen_max_distance_mm
+            and peak >= org.accessory_spleen_min_ratio_spleen * ctx.spleen_level
         ):
             return "accessory_spleen", (
                 f"{where} {dist:.0f} mm from the spleen with spleen-like uptake "
-                f"({peak / spleen_level:.2f} x spleen): taken as an accessory spleen; review "
-                "if a pancreatic-tail or splenic-hilum lesion is suspected"
+                f"({peak / ctx.spleen_level:.2f} x spleen): taken as an accessory spleen; "
+                "review if a pancreatic-tail or splenic-hilum lesion is suspected"
             )
-    lateral = float(centre[0] - body_mid)
-    if grade4_level is not None and not in_liver and volume <= _MAX_ADRENAL_ML:
-        for k_centre, k_top, _ in kidney_info:
-            k_lat = float(k_centre[0] - body_mid)
-            same_side = lateral * k_lat > 0
+    lateral = float(centre[0] - ctx.body_mid)
+    if ctx.grade4_level is not None and not in_liver and volume <= _MAX_ADRENAL_ML:
+        for k_centre, k_top, _ in ctx.kidney_info:
+            k_lat = float(k_centre[0] - ctx.body_mid)
             if (
-                same_side
+                lateral * k_lat > 0
                 and k_top - _ADRENAL_BELOW_MM <= centre[2] <= k_top + _ADRENAL_ABOVE_MM
                 and _ADRENAL_MEDIAL_MM <= abs(lateral) <= abs(k_lat) + _ADRENAL_LATERAL_EXTRA_MM
                 and abs(float(centre[1] - k_centre[1])) <= _ZONE_DEPTH_MM
-                and peak < detection.adrenal_max_ratio_spleen * grade4_level
+                and peak < det.adrenal_max_ratio_spleen * ctx.grade4_level
             ):
                 return "adrenal", (
                     f"{where} in the adrenal zone above the "
                     f"{'left' if k_lat > 0 else 'right'} kidney, below "
-                    f"{detection.adrenal_max_ratio_spleen:g} x spleen: taken as physiological "
+                    f"{det.adrenal_max_ratio_spleen:g} x spleen: taken as physiological "
                     "adrenal uptake; review if an adrenal lesion is suspected"
                 )
-    if is_pet and liver_level is not None and not in_liver and volume <= _MAX_UNCINATE_ML:
-        for k_centre, _, _ in kidney_info:
-            k_lat = float(k_centre[0] - body_mid)
-            if k_lat >= 0:
+    if ctx.is_pet and ctx.liver_level is not None and not in_liver and volume <= _MAX_UNCINATE_ML:
+        for k_centre, _, _ in ctx.kidney_info:
+            if float(k_centre[0] - ctx.body_mid) >= 0:
                 continue
             medial = float(centre[0] - k_centre[0])
             front = float(k_centre[1] - centre[1])
@@ -659,18 +759,18 @@ def _exclusion(
                 _UNCINATE_MEDIAL_MM[0] <= medial <= _UNCINATE_MEDIAL_MM[1]
                 and _UNCINATE_FRONT_MM[0] <= front <= _UNCINATE_FRONT_MM[1]
                 and abs(float(centre[2] - k_centre[2])) <= _ZONE_DEPTH_MM
-                and peak < detection.uncinate_max_ratio_liver * liver_level
+                and peak < det.uncinate_max_ratio_liver * ctx.liver_level
             ):
                 return "uncinate", (
                     f"{where} at the uncinate process of the pancreas below "
-                    f"{detection.uncinate_max_ratio_liver:g} x liver: taken as physiological; "
+                    f"{det.uncinate_max_ratio_liver:g} x liver: taken as physiological; "
                     "review if a pancreatic-head lesion is suspected"
                 )
-    if ct_hu is not None:
-        core = region & (s >= bg[t] + _CORE_FRACTION * excess[t])
-        if core.sum() * vox_ml >= _FLUID_MIN_CORE_ML:
-            hu = ct_hu[core]
-            fluid = (hu >= ct_cfg.fluid_hu_min) & (hu <= ct_cfg.fluid_hu_max)
+    if ctx.ct_hu is not None:
+        core = _core(ctx, region, box, t)
+        if core.sum() * ctx.vox_ml >= _FLUID_MIN_CORE_ML:
+            hu = ctx.ct_hu[box][core]
+            fluid = (hu >= ctx.ct_cfg.fluid_hu_min) & (hu <= ctx.ct_cfg.fluid_hu_max)
             if float(fluid.mean()) >= _FLUID_MIN_FRACTION:
                 return "fluid", (
                     f"{where} of fluid density on CT (median {float(np.median(hu)):.0f} HU): "

@@ -67,6 +67,9 @@ _KIDNEY_PAIR_MAX_MM = 70.0  # largest asymmetry (z, y and lateral offsets summed
 _SPLEEN_MAX_ANTERIOR_MM = 20.0  # spleen centre at most this far anterior of the body centre
 _BLADDER_BELOW_KIDNEY_MM = 60.0  # bladder centre at least this far below the kidney centres
 _HULL_CLOSING_MM = 10.0  # closing radius of the liver hull
+_MIRROR_SEED_MM = 15.0  # seed ball at the mirrored kidney position
+_MIRROR_APART_MM = 40.0  # the other organ's seed lies at least this far from it
+_CORE_FACTOR = 1.5  # organ voxels above this x the organ's 75th percentile are a lesion core
 
 METHOD_CT = "ct"
 METHOD_EMISSION = "emission"
@@ -91,22 +94,102 @@ def ball(radius_mm: float, spacing_mm: tuple[float, float, float]) -> np.ndarray
     return out
 
 
+def _bbox(mask: np.ndarray, margin: tuple[int, ...]) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` grown by ``margin`` voxels per axis (None when empty)."""
+    if not mask.any():
+        return None
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        idx = np.flatnonzero(mask.any(axis=other))
+        box.append(
+            slice(
+                max(0, int(idx[0]) - margin[axis]),
+                min(mask.shape[axis], int(idx[-1]) + 1 + margin[axis]),
+            )
+        )
+    return tuple(box)
+
+
+def dilate_mm(
+    mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float, float]
+) -> np.ndarray:
+    """Dilation by a ball of ``radius_mm`` (Euclidean distance <= radius), computed on the
+    mask's bounding box."""
+    m = np.asarray(mask, dtype=bool)
+    reach = tuple(math.ceil(radius_mm / s) + 1 for s in spacing_mm)
+    box = _bbox(m, reach)
+    if box is None or radius_mm <= 0.0:
+        return m.copy()
+    out = np.zeros(m.shape, dtype=bool)
+    dist = ndimage.distance_transform_edt(~m[box], sampling=spacing_mm)
+    out[box] = dist <= radius_mm + 1e-6
+    return out
+
+
+def erode_mm(
+    mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float, float]
+) -> np.ndarray:
+    """Erosion by a ball of ``radius_mm``: voxels farther than the radius from the outside
+    (the array border counts as outside)."""
+    m = np.asarray(mask, dtype=bool)
+    if radius_mm <= 0.0:
+        return m.copy()
+    return distance_inside_mm(m, spacing_mm) > radius_mm + 1e-6
+
+
+def open_mm(
+    mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float, float]
+) -> np.ndarray:
+    """Opening by a ball of ``radius_mm`` (erosion then dilation)."""
+    return dilate_mm(erode_mm(mask, radius_mm, spacing_mm), radius_mm, spacing_mm) & mask
+
+
+def close_mm(
+    mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float, float]
+) -> np.ndarray:
+    """Closing by a ball of ``radius_mm`` (dilation then erosion); the array border counts as
+    outside, so the original voxels are kept there."""
+    grown = dilate_mm(mask, radius_mm, spacing_mm)
+    return erode_mm(grown, radius_mm, spacing_mm) | np.asarray(mask, dtype=bool)
+
+
 def distance_inside_mm(mask: np.ndarray, spacing_mm: tuple[float, float, float]) -> np.ndarray:
     """Distance (mm) of each voxel of ``mask`` to the nearest voxel outside it (0 outside).
 
     Voxels on the array border count as next to the outside (the field of view ends there).
     """
-    padded = np.pad(np.asarray(mask, dtype=bool), 1, constant_values=False)
-    dist = ndimage.distance_transform_edt(padded, sampling=spacing_mm)
-    return np.asarray(dist[1:-1, 1:-1, 1:-1], dtype=np.float32)
-
-
-def distance_to_mm(mask: np.ndarray, spacing_mm: tuple[float, float, float]) -> np.ndarray:
-    """Distance (mm) of each voxel to the nearest voxel of ``mask`` (inf when it is empty)."""
     m = np.asarray(mask, dtype=bool)
+    out = np.zeros(m.shape, dtype=np.float32)
+    box = _bbox(m, (0, 0, 0))
+    if box is None:
+        return out
+    padded = np.pad(m[box], 1, constant_values=False)
+    dist = ndimage.distance_transform_edt(padded, sampling=spacing_mm)
+    out[box] = dist[1:-1, 1:-1, 1:-1]
+    return out
+
+
+def distance_to_mm(
+    mask: np.ndarray, spacing_mm: tuple[float, float, float], *, max_mm: float = math.inf
+) -> np.ndarray:
+    """Distance (mm) of each voxel to the nearest voxel of ``mask``; inf when it is empty or,
+    with a finite ``max_mm``, beyond that distance (computed on the mask's grown bounding box).
+    """
+    m = np.asarray(mask, dtype=bool)
+    out = np.full(m.shape, np.inf, dtype=np.float32)
     if not m.any():
-        return np.full(m.shape, np.inf, dtype=np.float32)
-    return np.asarray(ndimage.distance_transform_edt(~m, sampling=spacing_mm), dtype=np.float32)
+        return out
+    if math.isfinite(max_mm):
+        box = _bbox(m, tuple(math.ceil(max_mm / s) + 1 for s in spacing_mm))
+    else:
+        box = tuple(slice(0, n) for n in m.shape)
+    assert box is not None
+    dist = ndimage.distance_transform_edt(~m[box], sampling=spacing_mm)
+    out[box] = dist
+    if math.isfinite(max_mm):
+        out[out > max_mm] = np.inf
+    return out
 
 
 def gaussian_mm(
@@ -182,6 +265,8 @@ class OrganMaps:
     """Organs on the working grid (boolean masks) and the organ-scale image they came from.
 
     ``liver_level`` is the median organ-scale uptake of the liver (None without a liver);
+    ``organ_level`` the uptake above which tissue counts as an avid organ
+    (``organ_threshold_factor`` x T);
     ``kidneys`` holds one mask per kidney found (0-2); ``ct_hu`` is the fused CT on the
     working grid (None without one); ``method`` "ct" or "emission" says how the liver and
     spleen were outlined.
@@ -198,6 +283,7 @@ class OrganMaps:
     basins: np.ndarray
     method: str
     ct_hu: np.ndarray | None
+    organ_level: float
     warnings: tuple[str, ...] = ()
 
     def physiological_mask(self) -> np.ndarray:
@@ -270,10 +356,9 @@ def _liver_from_emission(
         return None, None, ["no liver found: too little avid tissue on the patient's right"]
     level = float(np.median(s[avid]))
     liver: np.ndarray | None = None
-    footprint = ball(cfg.opening_radius_mm, spacing)
     for _ in range(2):
         band = body.mask & (s >= cfg.liver_band_low * level) & (s <= cfg.liver_band_high * level)
-        band = ndimage.binary_opening(band, structure=footprint)
+        band = open_mm(band, cfg.opening_radius_mm, spacing)
         labels, n = ndimage.label(band)
         if n == 0:
             break
@@ -307,7 +392,7 @@ def _liver_from_ct(
 ) -> tuple[np.ndarray | None, str | None]:
     hu = gaussian_mm(ct_hu, ct_cfg.smoothing_fwhm_mm, spacing)
     window = body.mask & (hu >= ct_cfg.liver_hu_min) & (hu <= ct_cfg.liver_hu_max)
-    window = ndimage.binary_opening(window, structure=ball(ct_cfg.opening_radius_mm, spacing))
+    window = open_mm(window, ct_cfg.opening_radius_mm, spacing)
     labels, n = ndimage.label(window)
     if n == 0:
         return None, "no tissue in the CT liver window"
@@ -334,10 +419,7 @@ def _liver_from_ct(
 
 
 def _hull(liver: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    closed = ndimage.binary_closing(
-        np.pad(liver, 3), structure=ball(_HULL_CLOSING_MM, spacing), iterations=1
-    )[3:-3, 3:-3, 3:-3]
-    return fill_holes_per_plane(closed | liver)
+    return fill_holes_per_plane(close_mm(liver, _HULL_CLOSING_MM, spacing))
 
 
 # -------------------------------------------------------------------------------- hot organs
@@ -457,6 +539,68 @@ def _classify_hot(
     return spleen, kidneys, bladder
 
 
+def _split_mirror_kidney(
+    basins: np.ndarray,
+    s: np.ndarray,
+    kidney: _Basin,
+    body: BodyFrame,
+    affine: np.ndarray,
+    spacing: tuple[float, float, float],
+) -> bool:
+    """Split the basin at the mirror image of a lone kidney when it also holds another organ.
+
+    The left kidney often touches the spleen; when the spleen is the hotter of the two, the
+    kidney has no maximum of its own and shares the spleen's basin. The basin holding the
+    point mirrored across the midline from the kidney found is split by a watershed from two
+    seeds: a ball of ``_MIRROR_SEED_MM`` at the mirrored point and the basin's hottest
+    voxels farther than ``_MIRROR_APART_MM`` from it. Returns True when a basin was split.
+    """
+    mirror = np.array(
+        [2.0 * body.midline_x_mm - kidney.centre[0], kidney.centre[1], kidney.centre[2]]
+    )
+    inv = np.linalg.inv(affine)
+    idx = np.round(mirror @ inv[:3, :3].T + inv[:3, 3]).astype(int)
+    if np.any(idx < 0) or np.any(idx >= np.asarray(basins.shape)):
+        return False
+    label = int(basins[tuple(idx)])
+    if label == 0 or label == kidney.label:
+        return False
+    box = ndimage.find_objects((basins == label).astype(np.int8))[0]
+    part = basins[box] == label
+    if float(part.sum()) * voxel_volume_ml(spacing) < 1.5 * kidney.volume_ml:
+        return False
+    off = np.array([b.start for b in box], dtype=np.float64)
+    pts = (np.argwhere(part) + off) @ affine[:3, :3].T + affine[:3, 3]
+    dist = np.linalg.norm(pts - mirror, axis=1)
+    values = s[box][part]
+    far = dist > _MIRROR_APART_MM
+    if not far.any():
+        return False
+    markers = np.zeros(part.shape, dtype=np.int32)
+    coords = np.argwhere(part)
+    markers[tuple(coords[dist <= _MIRROR_SEED_MM].T)] = 1
+    best = far & (values >= 0.9 * float(values[far].max()))
+    markers[tuple(coords[best].T)] = 2
+    if not (markers == 1).any():
+        return False
+    split = watershed(-s[box], markers, mask=part)
+    sub = basins[box]
+    sub[split == 1] = int(basins.max()) + 1
+    basins[box] = sub
+    return True
+
+
+def _carve(mask: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """An organ mask without hot cores above ``_CORE_FACTOR`` x its 75th-percentile uptake
+    (a lesion the organ shares a basin with), keeping the largest remaining part."""
+    level = float(np.percentile(s[mask], 75.0))
+    core = mask & (s > _CORE_FACTOR * level)
+    if not core.any():
+        return mask
+    kept = largest_component(mask & ~core)
+    return kept if kept.any() else mask
+
+
 # -------------------------------------------------------------------------------- entry point
 
 
@@ -508,11 +652,14 @@ def locate_organs(
     basins = split_basins(s, hot)
     stats = _basin_stats(basins, s, affine, spacing)
     spleen_b, kidney_bs, bladder_b = _classify_hot(stats, body, organs)
+    if len(kidney_bs) == 1 and _split_mirror_kidney(basins, s, kidney_bs[0], body, affine, spacing):
+        stats = _basin_stats(basins, s, affine, spacing)
+        spleen_b, kidney_bs, bladder_b = _classify_hot(stats, body, organs)
 
-    spleen = basins == spleen_b.label if spleen_b is not None else None
+    spleen = _carve(basins == spleen_b.label, s) if spleen_b is not None else None
     if spleen is not None and ct_hu is not None and method == METHOD_CT:
         hu = gaussian_mm(ct_hu, ct.smoothing_fwhm_mm, spacing)
-        near = ndimage.binary_dilation(spleen, structure=ball(5.0, spacing))
+        near = dilate_mm(spleen, 5.0, spacing)
         refined = largest_component(near & (hu >= ct.spleen_hu_min) & (hu <= ct.spleen_hu_max))
         if refined.sum() * voxel_volume_ml(spacing) >= organs.spleen_min_volume_ml:
             spleen = refined
@@ -520,7 +667,7 @@ def locate_organs(
             warnings.append("spleen not confirmed on the CT: emission outline kept")
     if spleen_b is None:
         warnings.append("no spleen found (splenectomy, or outside the field of view)")
-    kidneys = tuple(basins == k.label for k in kidney_bs)
+    kidneys = tuple(_carve(basins == k.label, s) for k in kidney_bs)
     if len(kidneys) < 2:
         warnings.append(f"{len(kidneys)} kidney(s) found instead of 2")
     bladder = basins == bladder_b.label if bladder_b is not None else None
@@ -536,6 +683,7 @@ def locate_organs(
         basins=basins,
         method=method,
         ct_hu=ct_hu,
+        organ_level=organs.organ_threshold_factor * body.soft_tissue_level,
         warnings=tuple(warnings),
     )
 
@@ -607,7 +755,7 @@ def place_reference(
     radius = diameter_mm / 2.0
     inside = distance_inside_mm(organ_mask, spacing)
     away = (
-        distance_to_mm(avoid, spacing)
+        distance_to_mm(avoid, spacing, max_mm=radius + lesion_margin_mm + 1.0)
         if avoid is not None
         else np.full(organ_mask.shape, np.inf, dtype=np.float32)
     )

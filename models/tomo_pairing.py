@@ -185,6 +185,23 @@ class WorkingGrid:
         out[: m.shape[0], : m.shape[1], : m.shape[2]] = m
         return out
 
+    def native_box(self, box: tuple[slice, ...]) -> tuple[slice, slice, slice]:
+        """Native slices covering the working-grid slices ``box`` (start/stop set)."""
+        out = [
+            slice(int(b.start) * f, min(int(b.stop) * f, n))
+            for b, f, n in zip(box, self.factors, self.native_shape, strict=True)
+        ]
+        return (out[0], out[1], out[2])
+
+    def expand_box(self, mask: np.ndarray) -> np.ndarray:
+        """A working-grid sub-mask copied to its native block (same as :meth:`expand` on a
+        box, without the trailing native planes)."""
+        m = np.asarray(mask, dtype=bool)
+        for axis, f in enumerate(self.factors):
+            if f > 1:
+                m = np.repeat(m, f, axis=axis)
+        return m
+
     def to_native_index(self, index: np.ndarray) -> np.ndarray:
         """Working (..., 3) indices -> native fractional indices of the block centres."""
         f = np.asarray(self.factors, dtype=np.float64)

@@ -16,7 +16,9 @@ from importlib.metadata import PackageNotFoundError, version
 from octoscan.imaging.errors import ConfigError, OctoscanError
 
 # Subcommand modules, in the order ``octoscan --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("cmd_index", "cmd_score", "cmd_config", "cmd_phantom", "cmd_demo")
+COMMAND_MODULES: tuple[str, ...] = (
+    "cmd_index", "cmd_score", "cmd_run", "cmd_config", "cmd_phantom", "cmd_demo",
+)
 
 
 def _version() -> str:

@@ -23,7 +23,7 @@ from octoscan.imaging.phantom.dicom_write import COMPRESSIONS, PLANAR_VARIANTS
 from octoscan.imaging.phantom.lesions import parse_lesion_specs
 from octoscan.imaging.phantom.study import KINDS, StudySpec, generate_study
 from octoscan.imaging.phantom.truth import StudyTruth
-from octoscan.models.config import load_config
+from octoscan.models.config import ScoringConfig, load_config
 from octoscan.pipelines.atomic import write_json_atomic
 from octoscan.pipelines.phantom_truth import compose_truth, write_truth
 
@@ -235,14 +235,14 @@ def run_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cohort_worker(job: tuple[CohortEntry, str, str]) -> dict[str, Any]:
-    entry, root, config_name = job
+def _cohort_worker(job: tuple[CohortEntry, str, ScoringConfig]) -> dict[str, Any]:
+    entry, root, config = job
     t0 = time.perf_counter()
     out = Path(root) / entry.name
     if out.exists():
         shutil.rmtree(out)
     truth = generate_study(entry.spec, out)
-    write_truth(out / TRUTH_NAME, truth, load_config(config_name))
+    write_truth(out / TRUTH_NAME, truth, config)
     return {
         "name": entry.name,
         "index": entry.index,
@@ -261,15 +261,16 @@ def generate_cohort(
     out_dir: str | Path,
     entries: Sequence[CohortEntry],
     *,
-    config_name: str = "default",
+    config: ScoringConfig | None = None,
     workers: int | None = None,
 ) -> list[dict[str, Any]]:
     """Write every study of ``entries`` under ``out_dir`` (in ``workers`` processes) and the
-    index ``cohort.json``; returns the index rows in cohort order."""
-    load_config(config_name)  # fail early on a bad config
+    index ``cohort.json``; returns the index rows in cohort order. ``config`` (default: the
+    ``default`` rule set) grades the truth."""
+    config = config or load_config("default")
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    jobs = [(e, str(root), config_name) for e in entries]
+    jobs = [(e, str(root), config) for e in entries]
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if n_workers == 1:
         rows = [_cohort_worker(j) for j in jobs]
@@ -278,16 +279,17 @@ def generate_cohort(
         with ctx.Pool(n_workers) as pool:
             rows = pool.map(_cohort_worker, jobs, chunksize=1)
     rows.sort(key=lambda r: r["index"])
-    write_json_atomic(root / COHORT_INDEX, {"studies": rows, "config": config_name})
+    write_json_atomic(root / COHORT_INDEX, {"studies": rows, "config": config.name})
     return rows
 
 
 def run_cohort(args: argparse.Namespace) -> int:
     entries = cohort_specs(args.n, seed=args.seed, kind=args.kind, ct_slices=args.ct_slices)
+    config = load_config(args.config)
     out = Path(args.out_dir)
     prepare_out_dir(out, COHORT_INDEX, args.overwrite)
     t0 = time.perf_counter()
-    rows = generate_cohort(out, entries, config_name=args.config, workers=args.workers)
+    rows = generate_cohort(out, entries, config=config, workers=args.workers)
     total = time.perf_counter() - t0
     for r in rows:
         print(

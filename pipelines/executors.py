@@ -308,7 +308,7 @@ class DaskExecutor(StudyExecutor):
         source = iter(items)
         window = max(2, self.slots * _IN_FLIGHT_PER_WORKER)
         pending: dict[Any, T] = {}
-        queue = as_completed()
+        queue = as_completed(loop=self._client.loop)
 
         def submit_next() -> bool:
             try:

@@ -144,6 +144,8 @@ def _decide(
     ref_organ: str | None,
     method: str,
 ) -> dict[str, Any]:
+    """Decision on noise-free values; an implausible liver reference means review when the
+    configuration says so (issue 4), even when no discrete lesion is seen."""
     thr = config.krenning
 
     def run(scale_borderline: float) -> tuple[str, tuple[str, ...]]:
@@ -157,6 +159,13 @@ def _decide(
     status, reasons = run(1.0)
     low, _ = run(1.0 - BORDERLINE_MARGIN)
     high, _ = run(1.0 + BORDERLINE_MARGIN)
+    implausible = [r for r in refs if not r.plausible]
+    if implausible and config.decision.review_on_implausible_reference:
+        status = low = high = "needs_review"
+        reasons = (
+            *(f"{r.organ} reference implausible: {'; '.join(r.warnings)}" for r in implausible),
+            *reasons,
+        )
     return {
         "status": status,
         "reasons": list(reasons),

@@ -80,7 +80,7 @@ class Progress:
     def line(self) -> str:
         """The progress text: bar, counts, rate and time left."""
         fraction = self.done / self.total if self.total else 1.0
-        filled = int(round(fraction * _BAR_WIDTH))
+        filled = round(fraction * _BAR_WIDTH)
         bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
         rate = self.rate_per_minute()
         left = self.seconds_left()
@@ -109,7 +109,8 @@ class Progress:
         else:
             raise ValueError(f"status {status!r}: expected 'ok', 'failed' or 'unchanged'")
         now = self._clock()
-        if self._last_draw is None or now - self._last_draw >= self._interval_s:
+        due = self._last_draw is None or now - self._last_draw >= self._interval_s
+        if due or (self.tty and not self._drawn):
             self._draw()
             self._last_draw = now
 

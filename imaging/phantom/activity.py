@@ -89,9 +89,9 @@ TRACERS: dict[Tracer, TracerInfo] = {
 # Ranges (lo, hi) of the ratio to normal liver, drawn uniformly per study.
 _IN111_24H: dict[Tissue, tuple[float, float]] = {
     Tissue.LIVER: (1.0, 1.0),
-    Tissue.SPLEEN: (4.0, 6.0),
-    Tissue.KIDNEY_LEFT: (2.8, 4.2),
-    Tissue.KIDNEY_RIGHT: (2.8, 4.2),
+    Tissue.SPLEEN: (4.5, 6.5),
+    Tissue.KIDNEY_LEFT: (3.2, 4.5),
+    Tissue.KIDNEY_RIGHT: (3.2, 4.5),
     Tissue.BLADDER: (0.5, 4.0),
     Tissue.BOWEL: (0.3, 1.0),
     Tissue.GALLBLADDER: (0.5, 3.0),
@@ -109,9 +109,9 @@ _IN111_24H: dict[Tissue, tuple[float, float]] = {
 }
 _IN111_4H: dict[Tissue, tuple[float, float]] = {
     **_IN111_24H,
-    Tissue.SPLEEN: (3.5, 5.0),
-    Tissue.KIDNEY_LEFT: (3.0, 4.5),
-    Tissue.KIDNEY_RIGHT: (3.0, 4.5),
+    Tissue.SPLEEN: (4.0, 5.5),
+    Tissue.KIDNEY_LEFT: (3.2, 4.5),
+    Tissue.KIDNEY_RIGHT: (3.2, 4.5),
     Tissue.BLADDER: (3.0, 10.0),
     Tissue.BOWEL: (0.04, 0.10),
     Tissue.GALLBLADDER: (0.1, 0.2),

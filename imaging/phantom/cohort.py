@@ -14,7 +14,7 @@ profiles (mixed, avid, low: see ``LESION_PROFILES``) so that every decision occu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -73,6 +73,8 @@ def cohort_specs(
             code="invalid_option",
         )
     width = max(3, len(str(n - 1)))
+    standard_slots = [j for j, c in enumerate(EDGE_CASE_CYCLE) if c == "standard"]
+    n_standard = len(standard_slots)
     out = []
     for i in range(n):
         study_seed = seed * 100003 + i
@@ -95,23 +97,20 @@ def cohort_specs(
             options["hours_post_injection"] = (4.0, 24.0)
         elif case == "single_view":
             options["variants"] = ("anterior-only",)
-        else:
-            variants = STANDARD_VARIANTS[(i // len(EDGE_CASE_CYCLE)) % len(STANDARD_VARIANTS)]
-            if i % len(EDGE_CASE_CYCLE) in (2, 8):
-                variants = STANDARD_VARIANTS[(i + 3) % len(STANDARD_VARIANTS)]
-            options["variants"] = variants
+        elif kind != "pet-ct":
+            # the k-th standard study of the cohort takes the k-th variant set
+            k = n_standard * (i // len(EDGE_CASE_CYCLE)) + standard_slots.index(
+                i % len(EDGE_CASE_CYCLE)
+            )
+            options["variants"] = STANDARD_VARIANTS[k % len(STANDARD_VARIANTS)]
         if kind == "pet-ct":
             options.pop("variants", None)
         if case == "standard":
             options["lesion_profile"] = LESION_PROFILE_CYCLE[
                 (i + i // 10) % len(LESION_PROFILE_CYCLE)
             ]
-        spec = StudySpec(
-            seed=study_seed,
-            kind=kind,
-            counts=counts,
-            ct_slices=ct_slices,
-            **options,  # type: ignore[arg-type]
+        spec = replace(
+            StudySpec(seed=study_seed, kind=kind, counts=counts, ct_slices=ct_slices), **options
         )
         out.append(CohortEntry(index=i, name=f"study_{i:0{width}d}", edge_case=case, spec=spec))
     return tuple(out)

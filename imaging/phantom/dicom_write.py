@@ -31,8 +31,10 @@ Variants of the whole-body object (names accepted by :data:`PLANAR_VARIANTS`):
 * ``detector-swap``: detector 1 is the posterior head;
 * ``anterior-only``: only the anterior head's view (a single-view study).
 
-UIDs are derived from the seed (``generate_uid(prefix=None, entropy_srcs=...)``), dates are
-fixed per seed, so the same seed writes the same bytes.
+UIDs are derived from the seed as name-based UUIDs written under the UUID arc "2.25."
+(:func:`phantom_uid`; note that pydicom's ``generate_uid(prefix=None, ...)`` ignores its
+entropy sources and returns a random UUID), dates are fixed per seed, so the same seed writes
+the same bytes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,7 +63,6 @@ from pydicom.uid import (
     NuclearMedicineImageStorage,
     PositronEmissionTomographyImageStorage,
     RLELossless,
-    generate_uid,
 )
 
 from octoscan.imaging.errors import InvalidInputError
@@ -121,13 +123,19 @@ class StudyIdentity:
 
     def uid(self, *parts: object) -> str:
         """A UID derived from the seed, the study and ``parts``."""
-        return str(
-            generate_uid(
-                prefix=None,
-                entropy_srcs=["octoscan-phantom", str(self.seed), self.study_instance_uid]
-                + [str(p) for p in parts],
-            )
-        )
+        return phantom_uid(str(self.seed), self.study_instance_uid, *(str(p) for p in parts))
+
+
+PHANTOM_UUID_NAMESPACE = uuid.UUID("6f63746f-7363-616e-2d70-68616e746f6d")
+
+
+def phantom_uid(*sources: str) -> str:
+    """Deterministic UID "2.25.<int>" from a name-based (SHA-1, version 5) UUID of ``sources``.
+
+    PS3.5 B.2: a UUID may be written as a UID under the root 2.25 as its decimal integer.
+    """
+    name = "\x1f".join(("octoscan-phantom", *sources))
+    return f"2.25.{uuid.uuid5(PHANTOM_UUID_NAMESPACE, name).int}"
 
 
 def make_identity(
@@ -143,7 +151,7 @@ def make_identity(
     """The identity of the phantom study ``study`` (e.g. "octreoscan", "dotatate") of ``seed``."""
     base = datetime(2024, 1, 8, injection_hour, 0, 0) + timedelta(days=seed % 350)
     base += timedelta(minutes=(seed * 7) % 50)
-    study_uid = str(generate_uid(prefix=None, entropy_srcs=["octoscan-phantom", str(seed), study]))
+    study_uid = phantom_uid(str(seed), study)
     return StudyIdentity(
         seed=seed,
         patient_name=f"PHANTOM^{seed}",
@@ -172,16 +180,11 @@ def check_compression(name: str | None) -> UID:
     uid = COMPRESSIONS[name]
     encoder = get_encoder(uid)
     if not encoder.is_available:
-        missing = (
-            "; ".join(
-                f"{plugin}: {', '.join(deps)}" for plugin, deps in encoder.missing_dependencies
-            )
-            if isinstance(encoder.missing_dependencies, list)
-            else str(encoder.missing_dependencies)
-        )
+        missing = "; ".join(encoder.missing_dependencies) or "no encoding plugin"
         raise InvalidInputError(
             f"compression {name!r} ({uid.name}) needs an encoder that is not installed "
-            f"({missing}); install pylibjpeg-openjpeg for j2k, pyjpegls for jpeg-ls",
+            f"({missing}); install pylibjpeg-openjpeg for j2k, pyjpegls for jpeg-ls, or "
+            "choose another --compress",
             code="encoder_unavailable",
         )
     return uid
@@ -238,6 +241,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; DICOM files are for other readers too
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -556,7 +560,7 @@ def write_planar_whole_body(
         description=desc,
         number=series_number,
         sop_uid=ident.uid("planar", hours_post_injection, "sop"),
-        image_id=("ANTERIOR" if views == ["anterior"] else "WB ANT POST"),
+        image_id=("ANTERIOR" if views == ["anterior"] else None),
     )
     rel = f"NM_WB_{hours_tag}/NM0001.dcm"
     _save(ds, study_dir / rel, transfer_syntax)

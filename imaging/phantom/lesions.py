@@ -326,6 +326,14 @@ PROJECTION_AVOID: tuple[Tissue, ...] = (
     Tissue.THYROID,
 )
 PROJECTION_MARGIN_MM = 8.0
+# Where a drawn lesion goes when its own site has no room left.
+FALLBACK_SITES: tuple[LesionSite, ...] = (
+    LesionSite.LIVER,
+    LesionSite.LYMPH_NODE,
+    LesionSite.BONE,
+    LesionSite.LUNG,
+    LesionSite.PANCREAS,
+)
 
 
 def _projection_clearance_mm(
@@ -345,6 +353,7 @@ def place_lesions(
     grid: Grid,
     *,
     seed: int,
+    strict: bool = True,
 ) -> tuple[Lesion, ...]:
     """Place lesions on the anatomy without overlap.
 
@@ -352,14 +361,37 @@ def place_lesions(
     allows, a lesion's projection stays 8 mm clear of the spleen, kidneys, bladder,
     gallbladder, bowel, heart and thyroid (and of the liver for lesions outside it).
 
-    Raises :class:`InvalidInputError` when a site has no room left for a lesion of that size.
+    With ``strict`` (user-given specs) a lesion that finds no room raises
+    :class:`InvalidInputError`; otherwise (drawn specs) it moves to the next site of
+    ``FALLBACK_SITES`` with room, and raises only when no site has any.
     """
     rng = np.random.default_rng([seed, 505])
     placed: list[Lesion] = []
     regions: dict[LesionSite, _SiteRegion] = {}
-    clearance: np.ndarray | None = None
-    clearance_liver: np.ndarray | None = None
+    avoid = list(PROJECTION_AVOID)
+    clearance = _projection_clearance_mm(labels, grid, avoid)
+    clearance_other = _projection_clearance_mm(labels, grid, [*avoid, Tissue.LIVER])
     idx_to_mm = grid.affine
+
+    def candidates(site: LesionSite, r_long: float, r_short: float) -> np.ndarray:
+        if site not in regions:
+            regions[site] = _site_region(site, labels, grid, anatomy)
+        cand = _candidates(site, regions[site], r_short)
+        clear = clearance if site == LesionSite.LIVER else clearance_other
+        away = clear[cand[:, 0], cand[:, 2]] >= r_long + PROJECTION_MARGIN_MM
+        if away.any():
+            cand = cand[away]
+        if placed and len(cand):
+            pts = cand @ idx_to_mm[:3, :3].T + idx_to_mm[:3, 3]
+            ok = np.ones(len(cand), dtype=bool)
+            for other in placed:
+                # apart in projection too (x, z), so footprints on planar views are separate
+                o = np.asarray(other.center_mm)
+                d = np.hypot(pts[:, 0] - o[0], pts[:, 2] - o[2])
+                ok &= d >= r_long + max(other.semi_axes_mm) + 10.0
+            cand = cand[ok]
+        return cand
+
     for k, spec in enumerate(specs):
         r_long = spec.diameter_mm / 2.0
         r_short = r_long / spec.elongation
@@ -367,29 +399,16 @@ def place_lesions(
         axis = int(rng.integers(0, 3))
         semi = [r_short, r_short, r_short]
         semi[axis] = r_long
+        site = spec.site
         if spec.center_mm is not None:
             center = spec.center_mm
         else:
-            if spec.site not in regions:
-                regions[spec.site] = _site_region(spec.site, labels, grid, anatomy)
-            cand = _candidates(spec.site, regions[spec.site], r_short)
-            if clearance is None:
-                avoid = list(PROJECTION_AVOID)
-                clearance = _projection_clearance_mm(labels, grid, avoid)
-                clearance_liver = _projection_clearance_mm(labels, grid, [*avoid, Tissue.LIVER])
-            clear = clearance if spec.site == LesionSite.LIVER else clearance_liver
-            away = clear[cand[:, 0], cand[:, 2]] >= r_long + PROJECTION_MARGIN_MM
-            if away.any():
-                cand = cand[away]
-            if placed and len(cand):
-                pts = cand @ idx_to_mm[:3, :3].T + idx_to_mm[:3, 3]
-                ok = np.ones(len(cand), dtype=bool)
-                for other in placed:
-                    # apart in projection too (x, z), so footprints on planar views are separate
-                    o = np.asarray(other.center_mm)
-                    d = np.hypot(pts[:, 0] - o[0], pts[:, 2] - o[2])
-                    ok &= d >= r_long + max(other.semi_axes_mm) + 10.0
-                cand = cand[ok]
+            sites = [site] if strict else [site, *(s for s in FALLBACK_SITES if s != site)]
+            cand = np.empty((0, 3), dtype=int)
+            for site in sites:
+                cand = candidates(site, r_long, r_short)
+                if len(cand):
+                    break
             if len(cand) == 0:
                 raise InvalidInputError(
                     f"no room for lesion {k + 1} ({spec.site.value}, {spec.diameter_mm:g} mm): "
@@ -404,7 +423,7 @@ def place_lesions(
         placed.append(
             Lesion(
                 id=f"L{k + 1}",
-                site=spec.site,
+                site=site,
                 center_mm=center,
                 semi_axes_mm=(round(semi[0], 3), round(semi[1], 3), round(semi[2], 3)),
                 angle_deg=round(angle, 2),

@@ -236,7 +236,9 @@ def simulate_study(spec: StudySpec) -> SimulatedStudy:
     primary = models[primary_hours]
     ref_tissue = Tissue.KIDNEY_LEFT if spec.splenectomy else Tissue.SPLEEN
     specs = _lesion_specs(spec, primary.ratio_to_liver[ref_tissue])
-    lesions = place_lesions(specs, anatomy, labels, grid, seed=spec.seed)
+    lesions = place_lesions(
+        specs, anatomy, labels, grid, seed=spec.seed, strict=isinstance(spec.lesions, tuple)
+    )
     study_key = "dotatate" if spec.is_pet else "octreoscan"
     identity = make_identity(
         spec.seed,

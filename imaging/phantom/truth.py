@@ -11,8 +11,9 @@ level, with the posterior view mirrored and aligned onto the anterior grid:
   is thickest, at least 10 mm inside the projected liver edge, at least 10 mm clear of any
   other organ with uptake and at least 15 mm clear of every lesion footprint; spleen, a disk
   of radius 10 mm (2 cm) where the projected spleen is thickest under the same clearances;
-  kidney, the same 2 cm disk in the left kidney (the right one when the left has no clear
-  spot). The reference value is the mean GM over the disk.
+  kidney, the same 2 cm disk in the kidney with the clearer spot (left on ties). When no
+  spot meets the clearances they are halved, then dropped, then overlap with other organs
+  is allowed. The reference value is the mean GM over the disk.
 * **Footprint** of a lesion: the anterior-grid pixels whose centres fall inside the lesion's
   projection along y (an ellipse in (x, z)); at least the pixel holding the centre.
 * **Apparent peak**: the maximum GM inside the footprint; apparent ratio = peak / reference
@@ -266,10 +267,11 @@ def _place_reference(
     radius_mm: float,
     pixel_mm: float,
     prefer_cols: np.ndarray | None = None,
-) -> tuple[float, float] | None:
-    """Centre (row, col) of a reference disk, or None when no spot satisfies the clearances.
+) -> tuple[tuple[float, float], int] | None:
+    """(centre (row, col), relaxation level 0-3) of a reference disk, or None (no organ).
 
-    Tries the strict clearances first, then relaxes them in steps. Works on the organ's
+    Tries the strict clearances first, then relaxes them in steps (last: overlapping other
+    organs allowed, so an existing organ always gets a region). Works on the organ's
     bounding box grown by the largest clearance (exact for the thresholds tested).
     """
     organ_full = organ_thickness > 1.0
@@ -294,11 +296,13 @@ def _place_reference(
     lesion_free = ndimage.distance_transform_edt(~lesion_mask[win]) * pixel_mm
     prefer = prefer_cols[win] if prefer_cols is not None else None
     tmax = float(thick.max())
-    for relax in (1.0, 0.5, 0.0):
+    # strict, half and no clearances; finally overlap with other organs allowed
+    levels = ((1.0, False), (0.5, False), (0.0, False), (0.0, True))
+    for level, (relax, other_ok) in enumerate(levels):
         ok = (
             organ
             & (inside >= radius_mm + relax * REFERENCE_EDGE_CLEARANCE_MM)
-            & (other_free >= radius_mm + relax * REFERENCE_ORGAN_CLEARANCE_MM)
+            & (other_ok | (other_free >= radius_mm + relax * REFERENCE_ORGAN_CLEARANCE_MM))
             & (lesion_free >= radius_mm + relax * REFERENCE_LESION_CLEARANCE_MM)
             & (thick >= (0.5 if relax else 0.2) * tmax)
         )
@@ -307,7 +311,7 @@ def _place_reference(
         if ok.any():
             score = np.where(ok, thick, -1.0)
             r, c = np.unravel_index(int(np.argmax(score)), score.shape)
-            return float(r + r0), float(c + c0)
+            return (float(r + r0), float(c + c0)), level
     return None
 
 
@@ -346,9 +350,10 @@ def measure_planar(
     right_side = np.broadcast_to((x_cols < 0.0)[None, :], gm.shape)
     refs: dict[str, ReferenceRegion] = {}
 
-    def add_ref(name: str, centre: tuple[float, float] | None, radius: float) -> None:
-        if centre is None:
+    def add_ref(name: str, placed: tuple[tuple[float, float], int] | None, radius: float) -> None:
+        if placed is None:
             return
+        centre = placed[0]
         disk = _disk(gm.shape, centre, radius / p)
         refs[name] = ReferenceRegion(
             organ=name,
@@ -381,19 +386,15 @@ def measure_planar(
         ),
         SPLEEN_REFERENCE_RADIUS_MM,
     )
-    for name, t, tissue in (
-        ("kidney", kid_l, Tissue.KIDNEY_LEFT),
-        ("kidney", kid_r, Tissue.KIDNEY_RIGHT),
-    ):
-        if "kidney" in refs:
-            break
-        add_ref(
-            name,
-            _place_reference(
-                t, others(tissue), any_lesion, radius_mm=KIDNEY_REFERENCE_RADIUS_MM, pixel_mm=p
-            ),
-            KIDNEY_REFERENCE_RADIUS_MM,
+    kidney_spots = [
+        _place_reference(
+            t, others(tissue), any_lesion, radius_mm=KIDNEY_REFERENCE_RADIUS_MM, pixel_mm=p
         )
+        for t, tissue in ((kid_l, Tissue.KIDNEY_LEFT), (kid_r, Tissue.KIDNEY_RIGHT))
+    ]
+    found = [k for k in kidney_spots if k is not None]
+    if found:
+        add_ref("kidney", min(found, key=lambda k: k[1]), KIDNEY_REFERENCE_RADIUS_MM)
 
     rr = np.arange(geo.rows)[:, None]
     cc = np.arange(geo.cols)[None, :]

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.imaging.phantom.activity import (
     TRACERS,
@@ -79,13 +80,14 @@ def test_organ_sizes_and_sides(body):
     ky = np.argwhere(labels == Tissue.KIDNEY_LEFT)[:, 1].mean()
     by = np.argwhere(labels == Tissue.BLADDER)[:, 1].mean()
     assert ky > by
-    assert np.argwhere(labels == Tissue.BRAIN)[:, 0].min() > np.argwhere(labels == Tissue.LIVER)[
-        :, 0
-    ].max()
+    assert (
+        np.argwhere(labels == Tissue.BRAIN)[:, 0].min()
+        > np.argwhere(labels == Tissue.LIVER)[:, 0].max()
+    )
 
 
 def test_splenectomy_removes_only_the_spleen(body):
-    anatomy, grid, labels = body
+    _, grid, labels = body
     no_spleen = build_anatomy(5, splenectomy=True).rasterize(grid)
     assert not np.any(no_spleen == Tissue.SPLEEN)
     changed = labels != no_spleen
@@ -95,7 +97,7 @@ def test_splenectomy_removes_only_the_spleen(body):
 def test_occupancy_sums_to_the_ellipsoid_volume():
     grid = Grid(shape=(20, 20, 20), spacing_mm=(4.0, 4.0, 4.0), origin_mm=(-38.0, -38.0, -38.0))
     shape = Shape("ellipsoid", (1.3, -2.1, 0.7), (9.0, 6.0, 12.0), angle_deg=30.0)
-    sl, frac = ellipsoid_occupancy(grid, shape, supersample=8)
+    _, frac = ellipsoid_occupancy(grid, shape, supersample=8)
     expected_ml = 4 / 3 * np.pi * 9 * 6 * 12 / 1000.0
     assert frac.sum() * grid.voxel_volume_ml == pytest.approx(expected_ml, rel=0.03)
     assert frac.max() == 1.0 and frac.min() == 0.0
@@ -132,16 +134,22 @@ def test_ga68_concentrations_follow_suv():
     liver_suv = m.kbq_per_ml(Tissue.LIVER) * m.suv_per_kbq_per_ml
     assert 6.0 <= liver_suv <= 10.0
     # SUVbw = C / (A * decay / weight)
-    expected = m.kbq_per_ml(Tissue.LIVER) * 80_000 / (m.injected_activity_mbq * 1000 * m.decay_factor)
+    expected = (
+        m.kbq_per_ml(Tissue.LIVER) * 80_000 / (m.injected_activity_mbq * 1000 * m.decay_factor)
+    )
     assert liver_suv == pytest.approx(expected, rel=1e-3)
     assert m.ratio_to_liver[Tissue.SPLEEN] > 1.5
 
 
 def test_diffuse_liver_is_mottled_and_near_spleen(body):
-    anatomy, grid, labels = body
+    _, grid, labels = body
     m = draw_activity_model(
-        Tracer.IN111_PENTETREOTIDE, 5, hours_post_injection=24, weight_kg=70,
-        liver_volume_ml=1600, diffuse_liver=True,
+        Tracer.IN111_PENTETREOTIDE,
+        5,
+        hours_post_injection=24,
+        weight_kg=70,
+        liver_volume_ml=1600,
+        diffuse_liver=True,
     )
     conc = activity_volume(labels, grid, m, seed=5)
     liver = conc[labels == Tissue.LIVER]
@@ -159,9 +167,9 @@ def test_parse_lesion_specs_and_errors():
         parse_lesion_specs("liver-30-2")
     with pytest.raises(InvalidInputError, match="lesion site 'kidney' unknown"):
         parse_lesion_specs("kidney:20:2")
-    with pytest.raises(InvalidInputError, match="diameter 90.0 mm outside 8-60 mm"):
+    with pytest.raises(InvalidInputError, match=r"diameter 90\.0 mm outside 8-60 mm"):
         parse_lesion_specs("liver:90:2")
-    with pytest.raises(InvalidInputError, match="elongation 5.0 outside 1-3"):
+    with pytest.raises(InvalidInputError, match=r"elongation 5\.0 outside 1-3"):
         LesionSpec(LesionSite.LUNG, 20.0, 1.0, elongation=5.0)
 
 

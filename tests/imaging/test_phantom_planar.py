@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from octoscan.imaging.phantom.anatomy import Grid, Tissue
 from octoscan.imaging.phantom.planar import (
     FWHM_TO_SIGMA,
@@ -61,7 +62,9 @@ def test_blur_grows_with_distance_on_each_head():
         return _sigma_cols(img, int(np.argmax(img.max(axis=1))))[0]
 
     assert width(near_front.anterior_expected) < width(near_back.anterior_expected)
-    assert width(near_front.posterior_aligned_expected) > width(near_back.posterior_aligned_expected)
+    assert width(near_front.posterior_aligned_expected) > width(
+        near_back.posterior_aligned_expected
+    )
 
 
 def test_attenuation_and_geometric_mean_depth_independence():
@@ -99,8 +102,10 @@ def test_posterior_is_mirrored_and_shifted_and_counts_are_poisson():
     assert (rp - ra, cp - ca) == (2, -3)
     assert np.unravel_index(np.argmax(post), post.shape)[1] > GEOMETRY.cols / 2
     # noisy totals match the expectation within Poisson error
-    for noisy, expected in ((sim.anterior_counts, sim.anterior_expected),
-                            (sim.posterior_counts, sim.posterior_expected)):
+    for noisy, expected in (
+        (sim.anterior_counts, sim.anterior_expected),
+        (sim.posterior_counts, sim.posterior_expected),
+    ):
         assert abs(noisy.sum() - expected.sum()) < 5 * math.sqrt(expected.sum())
     assert sim.anterior_expected.sum() == pytest.approx(2e5)
     # photopeak windows split 55/45

@@ -1,0 +1,251 @@
+"""Manifests, input digests, the commit protocol, and a batch killed with SIGKILL and resumed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from octoscan.models.config import load_config
+from octoscan.pipelines.atomic import TEMP_PREFIX
+from octoscan.pipelines.batch import run_batch
+from octoscan.pipelines.identity import KEY_ENV, study_key
+from octoscan.pipelines.resume import (
+    MANIFEST_NAME,
+    InputDigest,
+    RunFingerprint,
+    StudyManifest,
+    commit_study_files,
+    complete_manifest,
+    digest_inputs,
+    hash_file,
+    options_hash,
+    read_manifest,
+)
+from octoscan.pipelines.study import StudyOptions
+from tests.pipelines.batch_inputs import PSEUDONYM_KEY, cached_batch_input, hash_tree
+
+RUN = RunFingerprint(config_hash="c" * 64, options_hash="o" * 64, octoscan_version="9.9")
+INPUTS = InputDigest(digest="d" * 64, n_files=2, n_bytes=10)
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------- digests
+
+
+def test_hash_file_is_sha256_of_the_bytes(tmp_path):
+    data = bytes(range(256)) * 5000  # over one read chunk
+    (tmp_path / "f").write_bytes(data)
+    assert hash_file(tmp_path / "f") == (hashlib.sha256(data).hexdigest(), len(data))
+    with pytest.raises(FileNotFoundError):
+        hash_file(tmp_path / "missing")
+
+
+def test_digest_depends_on_content_and_relative_place_not_on_order(tmp_path):
+    root = tmp_path / "in"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.dcm").write_bytes(b"one")
+    (root / "a" / "y.dcm").write_bytes(b"two")
+    files = [str(root / "a" / "x.dcm"), str(root / "a" / "y.dcm")]
+    d1 = digest_inputs(files, root)
+    assert (d1.n_files, d1.n_bytes) == (2, 6)
+    assert digest_inputs(list(reversed(files)), root) == d1
+    # the same tree elsewhere digests the same (paths are relative to INPUT)
+    moved = tmp_path / "moved"
+    (root).rename(moved)
+    assert digest_inputs([f.replace(str(root), str(moved)) for f in files], moved) == d1
+    # same size, same mtime, one byte different: another digest
+    target = moved / "a" / "y.dcm"
+    st = target.stat()
+    target.write_bytes(b"twO")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    changed = digest_inputs([f.replace(str(root), str(moved)) for f in files], moved)
+    assert changed.digest != d1.digest and changed.n_bytes == d1.n_bytes
+    # the same bytes under another name: another digest
+    target.write_bytes(b"two")
+    target.rename(moved / "a" / "z.dcm")
+    renamed = digest_inputs([str(moved / "a" / "x.dcm"), str(moved / "a" / "z.dcm")], moved)
+    assert renamed.digest != d1.digest
+    with pytest.raises(FileNotFoundError):
+        digest_inputs([str(moved / "a" / "gone.dcm")], moved)
+
+
+def test_options_hash_follows_every_option_and_hides_the_key():
+    base = StudyOptions(pseudonym_key=b"secret-key")
+    h = options_hash(base)
+    assert options_hash(StudyOptions(pseudonym_key=b"secret-key")) == h
+    assert options_hash(replace(base, assume_sstr=True)) != h
+    assert options_hash(replace(base, show_phi=True)) != h
+    assert options_hash(replace(base, pseudonym_key=b"other")) != h
+    assert "secret" not in h and len(h) == 64
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def _manifest(**changes) -> StudyManifest:
+    m = StudyManifest(study_key="abc123abc123", status="ok", inputs=INPUTS, run=RUN,
+                      outputs={"result.json": "0" * 64})
+    return replace(m, **changes)
+
+
+def test_manifest_round_trip_and_malformed_manifests(tmp_path):
+    m = _manifest()
+    assert StudyManifest.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+    folder = tmp_path / "s"
+    folder.mkdir()
+    assert read_manifest(folder) is None  # absent
+    for text in ("{not json", "[]", json.dumps({**m.to_dict(), "manifest_version": 2}),
+                 json.dumps({**m.to_dict(), "status": "maybe"}),
+                 json.dumps({**m.to_dict(), "outputs": ["result.json"]})):
+        (folder / MANIFEST_NAME).write_text(text)
+        assert read_manifest(folder) is None, text
+    with pytest.raises(ValueError, match="manifest_version 2"):
+        StudyManifest.from_dict({**m.to_dict(), "manifest_version": 2})
+    with pytest.raises(ValueError, match="status 'maybe'"):
+        StudyManifest.from_dict({**m.to_dict(), "status": "maybe"})
+    with pytest.raises(TypeError, match="outputs must map file names to hashes"):
+        StudyManifest.from_dict({**m.to_dict(), "outputs": {"result.json": 3}})
+    with pytest.raises(KeyError, match="inputs"):
+        StudyManifest.from_dict({k: v for k, v in m.to_dict().items() if k != "inputs"})
+
+
+def test_commit_writes_outputs_then_manifest_and_removes_stale_outputs(tmp_path):
+    folder = tmp_path / "key"
+    folder.mkdir()
+    (folder / "error.json").write_text("stale")
+    (folder / "notes.txt").write_text("not an output: kept")
+    files = {"result.json": b'{"a": 1}\n'}
+    m = commit_study_files(folder, files, known_outputs=("result.json", "error.json"),
+                           study_key="key", status="ok", inputs=INPUTS, run=RUN)
+    assert m is not None
+    assert m.outputs == {"result.json": hashlib.sha256(b'{"a": 1}\n').hexdigest()}
+    assert not (folder / "error.json").exists()
+    assert (folder / "notes.txt").exists()
+    assert read_manifest(folder) == m
+    assert complete_manifest(folder, "key", RUN) == m
+    # manifest bytes are deterministic
+    first = (folder / MANIFEST_NAME).read_bytes()
+    commit_study_files(folder, files, known_outputs=("result.json", "error.json"),
+                       study_key="key", status="ok", inputs=INPUTS, run=RUN)
+    assert (folder / MANIFEST_NAME).read_bytes() == first
+    assert not list(folder.glob(f"{TEMP_PREFIX}*"))
+
+
+def test_commit_without_inputs_leaves_no_manifest(tmp_path):
+    folder = tmp_path / "key"
+    commit_study_files(folder, {"result.json": b"{}"}, known_outputs=("result.json",),
+                       study_key="key", status="ok", inputs=INPUTS, run=RUN)
+    assert (folder / MANIFEST_NAME).exists()
+    m = commit_study_files(folder, {"error.json": b"{}"}, known_outputs=("result.json",),
+                           study_key="key", status="failed", inputs=None, run=RUN)
+    assert m is None
+    assert not (folder / MANIFEST_NAME).exists()  # the old one is gone: redone next time
+    assert not (folder / "result.json").exists()
+
+
+def test_commit_refuses_paths_and_the_manifest_name(tmp_path):
+    for name in ("../escape.json", "sub/result.json", MANIFEST_NAME):
+        with pytest.raises(ValueError, match="expected a plain file name"):
+            commit_study_files(tmp_path / "k", {name: b"x"}, known_outputs=(),
+                               study_key="k", status="ok", inputs=INPUTS, run=RUN)
+    assert not (tmp_path / "escape.json").exists()
+
+
+def test_complete_manifest_checks_run_key_and_output_hashes(tmp_path):
+    folder = tmp_path / "key"
+    commit_study_files(folder, {"result.json": b"{}\n"}, known_outputs=("result.json",),
+                       study_key="key", status="ok", inputs=INPUTS, run=RUN)
+    assert complete_manifest(folder, "key", RUN) is not None
+    assert complete_manifest(folder, "other", RUN) is None
+    assert complete_manifest(folder, "key", replace(RUN, config_hash="e" * 64)) is None
+    assert complete_manifest(folder, "key", replace(RUN, options_hash="e" * 64)) is None
+    assert complete_manifest(folder, "key", replace(RUN, octoscan_version="10.0")) is None
+    (folder / "result.json").write_bytes(b"{}\r\n")  # edited after the run
+    assert complete_manifest(folder, "key", RUN) is None
+    (folder / "result.json").unlink()
+    assert complete_manifest(folder, "key", RUN) is None
+    m = _manifest(study_key="key", outputs={"../result.json": "0" * 64})
+    (folder / MANIFEST_NAME).write_text(json.dumps(m.to_dict()))
+    assert complete_manifest(folder, "key", RUN) is None
+    m = _manifest(study_key="key", outputs={})
+    (folder / MANIFEST_NAME).write_text(json.dumps(m.to_dict()))
+    assert complete_manifest(folder, "key", RUN) is None
+
+
+# --------------------------------------------------------------------------- kill and resume
+
+
+@pytest.fixture(scope="module")
+def batch_input(tmp_path_factory):
+    return cached_batch_input(tmp_path_factory.getbasetemp(), "batch-main")
+
+
+def _manifests(out: Path) -> list[Path]:
+    return sorted(out.glob(f"*/{MANIFEST_NAME}"))
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_identical_outputs(batch_input, tmp_path, monkeypatch):
+    """Kill `octoscan run` (the whole process group) once the first study is committed,
+    re-run it, and compare every output file with an uninterrupted run byte for byte."""
+    inputs_before = hash_tree(batch_input.root)
+    killed = tmp_path / "killed"
+    env = {**os.environ, KEY_ENV: PSEUDONYM_KEY}
+    log = (tmp_path / "killed.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "octoscan.pipelines.cli", "run", str(batch_input.root),
+         "--out", str(killed), "--workers", "2", "--no-progress"],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180.0
+        while not _manifests(killed):
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+            assert time.monotonic() < deadline, "no study committed within 180 s"
+            time.sleep(0.02)
+        assert proc.poll() is None  # still working on the other studies
+        os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    committed_at_kill = len(_manifests(killed))
+    assert 1 <= committed_at_kill < 5
+    # what a kill in the middle of a write leaves behind
+    some = _manifests(killed)[0].parent
+    (some / f"{TEMP_PREFIX}result.json.x").write_bytes(b'{"half": ')
+
+    monkeypatch.setenv(KEY_ENV, PSEUDONYM_KEY)
+    config = load_config("default")
+    resumed = run_batch(batch_input.root, killed, config=config, workers=1)
+    assert resumed.n_ok == 5 and resumed.n_failed == 0
+    assert resumed.n_unchanged == committed_at_kill
+    assert resumed.n_scored == 5 - committed_at_kill
+    assert resumed.n_temp_removed >= 1
+
+    reference = tmp_path / "reference"
+    run_batch(batch_input.root, reference, config=config, workers=1)
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes()
+                for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".octoscan-lock"}
+
+    got, want = files(killed), files(reference)
+    assert sorted(got) == sorted(want)
+    keys = {study_key(uid) for uid in batch_input.study_uids}
+    assert {name.split("/")[0] for name in want if "/" in name} == keys
+    for name in want:
+        assert got[name] == want[name], name
+    assert not [p for p in killed.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+    assert hash_tree(batch_input.root) == inputs_before
