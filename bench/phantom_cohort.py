@@ -31,7 +31,9 @@ def run(n: int, seed: int, workers: int, kind: str, out: Path) -> int:
     total = time.perf_counter() - t0
     per = [r["seconds"] for r in rows]
     for r in rows:
-        print(f"{r['name']}  {r['edge_case']:<15} {r['n_lesions']} lesion(s)  {r['seconds']:6.2f} s")
+        print(
+            f"{r['name']}  {r['edge_case']:<15} {r['n_lesions']} lesion(s)  {r['seconds']:6.2f} s"
+        )
     print(
         f"{len(rows)} studies ({kind}) with {workers} worker(s): total {total:.1f} s wall, "
         f"{total / len(rows):.2f} s per study wall; per study in its worker: "

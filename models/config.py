@@ -3,7 +3,8 @@
 A configuration is a TOML file: one of the named rule sets shipped in ``octoscan.configs``
 (``default``, ``netter1``) or a file path. A file may start with ``extends = "NAME"`` (a
 shipped rule set) or ``extends = "other.toml"`` (a path relative to the file): the base is
-loaded first and the file's tables override it key by key. The resolved configuration must
+loaded first and the file's tables override it key by key. The ``name`` is never inherited:
+a file without one is named after itself (its file name without ``.toml``). The resolved configuration must
 hold every key (defaults live in ``configs/``, never in code); unknown keys, wrong types and
 values outside the ranges declared in the field metadata raise :class:`ConfigError` naming
 the key, the value and what is allowed. Nothing in a config is executed.
@@ -168,8 +169,10 @@ def load_config(name_or_path: str | Path = "default") -> ScoringConfig:
     TOML, an unknown or missing key, a wrong type or a value out of range.
     """
     raw, source = _load_resolved(name_or_path, chain=())
-    if "name" not in raw and not source.startswith("package:"):
-        raw["name"] = Path(source).stem
+    if "name" not in raw:
+        raw["name"] = source.removeprefix("package:") if source.startswith("package:") else Path(
+            source
+        ).stem
     cfg = _build(ScoringConfig, raw, section="", source=source)
     cfg = dataclasses.replace(cfg, source=source)
     _check_cross_fields(cfg)
@@ -259,6 +262,7 @@ def _load_resolved(
     else:
         base_target = base_ref
     base, _ = _load_resolved(base_target, chain=(*chain, source))
+    base.pop("name", None)  # a rule set's name is its own, never inherited
     return _merge(base, table), source
 
 

@@ -50,7 +50,7 @@ _HEAD_NECK_MIDLINE_MM = 35.0  # |offset| of a midline head/neck spot (pituitary,
 _MAX_LESION_RADIUS_FACTOR = 2.5  # a lesion region stays within this x background radius
 _ORGAN_PEAK_RADIUS_MM = 25.0  # a spot this close to an organ's own peak is the organ
 _KIDNEY_LESION_PA_FACTOR = 0.7
-_GALLBLADDER_OFFSET = (0.03, 0.28)  # liver-side offset from the midline / torso width
+_GALLBLADDER_OFFSET_MM = (10.0, 95.0)  # liver-side offset from the midline
 _GALLBLADDER_BELOW_MM = 25.0  # below the liver's lowest row
 _GALLBLADDER_MAX_CONTRAST = 0.6
 _DEBUG = False
@@ -181,6 +181,63 @@ def background(
     return ndimage.map_coordinates(out, grid, order=1, mode="nearest")
 
 
+_RING_DIRECTIONS = 24  # sample directions on the background ring (15 degree steps)
+_RING_MAX_BEND_STEPS = 3  # a pair may bend up to 3 steps (45 degrees) from opposite
+BACKGROUND_METHOD = "line_openings"
+
+
+def _shift_sample(img: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """out[r, c] = img[r + dr, c + dc], edge values beyond the border."""
+    rows, cols = img.shape
+    ri = np.clip(np.arange(rows) + dr, 0, rows - 1)
+    ci = np.clip(np.arange(cols) + dc, 0, cols - 1)
+    return img[np.ix_(ri, ci)]
+
+
+def ring_background(
+    smoothed: np.ndarray, *, radius_mm: float, spacing_mm: tuple[float, float]
+) -> np.ndarray:
+    """Local background from pairs of points on a ring around each pixel.
+
+    For every pixel, the smoothed image is sampled at ``radius_mm`` in 24 directions; the
+    background is the highest mean of two samples lying opposite each other (within 45
+    degrees). A linear slope or a ridge (limb, bowel loop, organ edge) passes through some
+    such pair and is background; a spot narrower than the ring lies inside every pair and
+    stands out, also on the flank of a brighter organ. Computed on a grid of about 4 mm and
+    interpolated back.
+    """
+    f = max(1, round(_BACKGROUND_GRID_MM / min(spacing_mm)))
+    rows, cols = smoothed.shape
+    padded = np.pad(smoothed, ((0, (-rows) % f), (0, (-cols) % f)), mode="edge")
+    small = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean(axis=(1, 3))
+    sp = (spacing_mm[0] * f, spacing_mm[1] * f)
+    samples = []
+    for k in range(_RING_DIRECTIONS):
+        a = 2.0 * math.pi * k / _RING_DIRECTIONS
+        samples.append(
+            _shift_sample(
+                small, round(radius_mm * math.sin(a) / sp[0]), round(radius_mm * math.cos(a) / sp[1])
+            )
+        )
+    half = _RING_DIRECTIONS // 2
+    out = np.full(small.shape, -np.inf)
+    for i in range(_RING_DIRECTIONS):
+        opposite = np.max(
+            [
+                samples[(i + half + d) % _RING_DIRECTIONS]
+                for d in range(-_RING_MAX_BEND_STEPS, _RING_MAX_BEND_STEPS + 1)
+            ],
+            axis=0,
+        )
+        out = np.maximum(out, 0.5 * (samples[i] + opposite))
+    if f == 1:
+        return out
+    rr = (np.arange(rows) - (f - 1) / 2.0) / f
+    cc = (np.arange(cols) - (f - 1) / 2.0) / f
+    grid = np.meshgrid(rr, cc, indexing="ij")
+    return ndimage.map_coordinates(out, grid, order=1, mode="nearest")
+
+
 def find_lesions(
     image: np.ndarray,
     variance: np.ndarray | None,
@@ -219,7 +276,11 @@ def find_lesions(
         )
     vd = smooth_variance(var, sigma_d)
     sd_noise = np.sqrt(np.maximum(vd, 1e-12))
-    bg = np.minimum(background(sd, radius_mm=config.background_radius_mm, spacing_mm=spacing_mm), sd)
+    if BACKGROUND_METHOD == "ring_pairs":
+        bg = ring_background(sd, radius_mm=config.background_radius_mm, spacing_mm=spacing_mm)
+    else:
+        bg = background(sd, radius_mm=config.background_radius_mm, spacing_mm=spacing_mm)
+    bg = np.minimum(bg, sd)
     excess = sd - bg
     z_raw = excess / sd_noise
 
@@ -334,7 +395,7 @@ def _physiological(r: int, c: int, ctx: _Context) -> str | None:
       times the kidney's): a node or pancreatic lesion in front of a kidney.
     * Gallbladder (visible at 24 h on Octreoscan): a spot of modest contrast (below
       ``_GALLBLADDER_MAX_CONTRAST``) in the lower part of the liver or just below it, medial
-      on the liver side (``_GALLBLADDER_OFFSET`` of the torso width from the midline).
+      on the liver side (``_GALLBLADDER_OFFSET_MM`` from the midline).
     * Pituitary or thyroid: a midline spot in the head and neck.
     """
     sp = ctx.spacing_mm
@@ -352,13 +413,13 @@ def _physiological(r: int, c: int, ctx: _Context) -> str | None:
         if not (hotter or anterior):
             return name
     organs = ctx.organs
-    if ctx.liver_rows is not None and organs.torso_width_mm > 0:
+    if ctx.liver_rows is not None:
         top, bottom = ctx.liver_rows
-        offset = (organs.midline_col - c) * sp[1] / organs.torso_width_mm  # liver side > 0
+        offset = (organs.midline_col - c) * sp[1]  # mm, liver side > 0
         in_rows = top + 0.5 * (bottom - top) <= r <= bottom + _GALLBLADDER_BELOW_MM / sp[0]
         if (
             in_rows
-            and _GALLBLADDER_OFFSET[0] <= offset <= _GALLBLADDER_OFFSET[1]
+            and _GALLBLADDER_OFFSET_MM[0] <= offset <= _GALLBLADDER_OFFSET_MM[1]
             and ctx.contrast[r, c] < _GALLBLADDER_MAX_CONTRAST
         ):
             return "gallbladder"

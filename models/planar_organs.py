@@ -48,9 +48,9 @@ from octoscan.models.types import OrganRegion
 _MERGE_SADDLE_FRACTION = 0.92  # basins joined by a saddle above this fraction of the lower peak
 _HALF = 0.5  # organ masks: the basin above half of the organ's own level
 _SPLEEN_MAX_ROW_OFFSET_MM = 200.0  # spleen centre at most this far above the liver's centre
-_SPLEEN_MIN_OFFSET = 0.2  # spleen centre at least this far from the midline (/ torso width)
-_KIDNEY_LATERAL_RANGE = (0.05, 0.42)  # |offset from midline| / torso width
-_LIVER_LATERAL_MIN = 0.04
+_SPLEEN_MIN_OFFSET_MM = 60.0  # spleen centre at least this far from the midline
+_LIVER_LATERAL_MIN_MM = 15.0  # liver centre at least this far from the midline
+_BLADDER_MAX_OFFSET_MM = 50.0
 _HEAD_NECK_MARGIN_MM = 30.0  # liver centre at least this far from the midline (/ torso width)
 
 
@@ -134,7 +134,7 @@ class _Basin:
     area_cm2: float
     row_mm: float
     col_mm: float
-    offset: float  # signed lateral offset from the midline / torso width (+ = image right)
+    offset: float  # signed lateral offset from the midline, mm (+ = image right)
     pa_ratio: float | None
     peak_rc: tuple[int, int] = (0, 0)
 
@@ -424,14 +424,28 @@ def _widest_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _torso_geometry(body: np.ndarray, spacing_mm: tuple[float, float]) -> tuple[float, float]:
-    """Midline column and torso width (mm) from the rows whose widest run is broad."""
-    widths, centres = _widest_runs(body)
+    """Midline column and torso width (mm).
+
+    The midline is the median centre of the body's full left-to-right extent over the rows
+    of the middle of the body (arms, when both are in the image, are symmetric); the torso
+    width is the median width of the widest run over the broad rows (it may include arms
+    lying against the body).
+    """
+    widths, _ = _widest_runs(body)
     valid = widths > 0
     if not valid.any():
         return body.shape[1] / 2.0, body.shape[1] * spacing_mm[1]
+    rows = np.flatnonzero(valid)
+    n = rows[-1] - rows[0] + 1
+    middle = rows[(rows >= rows[0] + 0.2 * n) & (rows <= rows[0] + 0.6 * n)]
+    if middle.size == 0:
+        middle = rows
+    any_cols = body[middle]
+    first = np.argmax(any_cols, axis=1)
+    last = body.shape[1] - 1 - np.argmax(any_cols[:, ::-1], axis=1)
+    midline = float(np.median(0.5 * (first + last)))
     hi = np.percentile(widths[valid], 80)
     torso = valid & (widths >= 0.6 * hi)
-    midline = float(np.nanmedian(centres[torso]))
     torso_width = float(np.median(widths[torso])) * spacing_mm[1]
     return midline, torso_width
 
@@ -494,7 +508,7 @@ def _basins(
                 area_cm2=float(mask.sum()) * pixel_cm2,
                 row_mm=float(rr.mean()) * spacing_mm[0],
                 col_mm=float(cc.mean()) * spacing_mm[1],
-                offset=(float(cc.mean()) - midline) * spacing_mm[1] / max(torso_width_mm, 1e-6),
+                offset=(float(cc.mean()) - midline) * spacing_mm[1],
                 pa_ratio=pa,
                 peak_rc=_argmax_in(organ_img, full),
             )
@@ -720,7 +734,7 @@ def _classify(
         b
         for b in basins
         if b.area_cm2 >= config.liver_min_area_cm2
-        and abs(b.offset) >= _LIVER_LATERAL_MIN
+        and abs(b.offset) >= _LIVER_LATERAL_MIN_MM
         and (not whole_body or 0.15 <= rel_row(b) <= 0.55)
     ]
     if not liver_cands:
@@ -742,7 +756,7 @@ def _classify(
     spleen_cands = [
         b
         for b in rest
-        if off(b) >= _SPLEEN_MIN_OFFSET
+        if off(b) >= _SPLEEN_MIN_OFFSET_MM
         and liver.row_mm - _SPLEEN_MAX_ROW_OFFSET_MM <= b.row_mm <= liver.row_mm + 40.0
         and config.spleen_min_area_cm2 <= b.area_cm2 <= config.spleen_max_area_cm2
     ]
@@ -804,7 +818,9 @@ def _classify(
         bl = [
             b
             for b in rest
-            if abs(b.offset) <= 0.15 and b.row_mm > lowest_kidney + 60.0 and rel_row(b) <= 0.75
+            if abs(b.offset) <= _BLADDER_MAX_OFFSET_MM
+            and b.row_mm > lowest_kidney + 60.0
+            and rel_row(b) <= 0.75
         ]
         if bl:
             bladder = max(bl, key=lambda b: b.row_mm)

@@ -63,6 +63,7 @@ floored at 1 / ``max_correction_factor``.
 from __future__ import annotations
 
 import math
+import warnings as _warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +92,7 @@ from octoscan.models.tomo_pairing import WorkingGrid
 
 _GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(48)
 _SADDLE_FRACTION = 0.8  # a maximum joined to an organ above this fraction is the organ's
+_HOTTER_THAN_ORGAN = 1.5  # ... unless it is this much hotter than the organ (75th percentile)
 _CORE_FRACTION = 0.7  # lesion core (for CT values): above this fraction of the peak excess
 _FLUID_MIN_FRACTION = 0.7  # share of core voxels in the fluid window that makes it fluid
 _FLUID_MIN_CORE_ML = 2.0  # smaller cores mix with their surroundings on CT: not judged
@@ -103,8 +105,7 @@ _UNCINATE_FRONT_MM = (20.0, 90.0)
 _UNCINATE_MEDIAL_MM = (-15.0, 60.0)  # from the right kidney centre towards the midline
 _MAX_ADRENAL_ML = 20.0
 _MAX_UNCINATE_ML = 15.0
-_CLIP_SD = 2.5  # local background: voxels this many local SDs above the local mean are dropped
-_MIN_COVERAGE = 0.05  # share of background voxels a box needs for local statistics
+_BLOCKS_PER_WINDOW = 5  # local background window, in blocks a side
 _LIVER_SHELL_FRACTION = 0.5  # share of a lesion's surroundings in liver that puts it "in liver"
 
 
@@ -266,11 +267,6 @@ def _mad_sd(values: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(values - med)))
 
 
-def _odd(n: float) -> int:
-    k = max(1, round(n))
-    return k if k % 2 == 1 else k + 1
-
-
 def _principal(coords_mm: np.ndarray) -> tuple[float, float]:
     """(length mm, elongation) of a point cloud: sqrt(12 l1) and sqrt(l1 / l2)."""
     if len(coords_mm) < 4:
@@ -313,39 +309,82 @@ def _peak_sphere(
 
 
 def _local_background(
-    s: np.ndarray, weight: np.ndarray, size: list[int]
+    s: np.ndarray,
+    weight: np.ndarray,
+    spacing: tuple[float, float, float],
+    size_mm: float,
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Sigma-clipped local mean and SD of ``s`` over ``weight`` voxels in a box of ``size``.
+    """Robust local background level and noise SD of ``s`` (module docstring, step 1-2).
 
-    Three passes of normalised box filtering; each pass drops voxels more than
-    ``_CLIP_SD`` local SDs above the local mean (lesions, bowel) from the weights. Returns
-    (mean, sd, global mean, global sd); where the box holds too few weighted voxels the
-    global (clipped) values stand in.
+    The image is cut into blocks of about ``size_mm`` / ``_BLOCKS_PER_WINDOW``; blocks with
+    at least half of their voxels in ``weight`` (background tissue) keep their mean and
+    within-block SD. For each block, over a window of ``_BLOCKS_PER_WINDOW`` blocks a side:
+    level = median of the block means; noise = sqrt(median within-block SD^2 + (median -
+    16th percentile of the block means)^2): lower-half statistics, so hot blocks (lesions,
+    bowel) do not raise the background or its noise. Interpolated back to every voxel;
+    windows without background blocks take the global values. Returns (level, noise,
+    global level, global noise).
     """
     x = np.asarray(s, dtype=np.float64)
-    w = np.asarray(weight, dtype=np.float64)
+    w = np.asarray(weight, dtype=bool)
     if w.sum() < 50:
         level = float(np.median(x[x > 0])) if np.any(x > 0) else 1.0
-        return np.full(x.shape, level), np.full(x.shape, 0.0), level, 0.0
-    mean = sd = np.zeros_like(x)
-    coverage = np.zeros_like(x)
-    g_mean, g_sd = 0.0, 0.0
-    for _ in range(3):
-        coverage = ndimage.uniform_filter(w, size, mode="constant")
-        safe = np.maximum(coverage, 1e-9)
-        mean = ndimage.uniform_filter(x * w, size, mode="constant") / safe
-        mean2 = ndimage.uniform_filter(x * x * w, size, mode="constant") / safe
-        sd = np.sqrt(np.maximum(mean2 - mean * mean, 0.0))
-        sel = w > 0
-        g_mean = float(np.average(x[sel]))
-        g_sd = float(np.std(x[sel]))
-        w = np.where(weight & (x <= mean + _CLIP_SD * sd), 1.0, 0.0)
-        if w.sum() < 50:
-            break
-    sparse = coverage < _MIN_COVERAGE
-    mean = np.where(sparse, g_mean, mean)
-    sd = np.where(sparse, g_sd, sd)
-    return mean.astype(np.float32), sd.astype(np.float32), g_mean, g_sd
+        z0 = np.zeros(x.shape, np.float32)
+        return np.full(x.shape, level, np.float32), z0, level, 0.0, z0
+    g_level = float(np.median(x[w]))
+    g_noise = _lower_sd(x[w])
+    block = [max(1, round(size_mm / _BLOCKS_PER_WINDOW / sp)) for sp in spacing]
+    nb = [max(1, n // b) for n, b in zip(x.shape, block, strict=True)]
+    cut = tuple(min(n, k * b) for n, k, b in zip(x.shape, nb, block, strict=True))
+    xs = x[: cut[0], : cut[1], : cut[2]]
+    ws = w[: cut[0], : cut[1], : cut[2]].astype(np.float64)
+    shape6 = (nb[0], block[0], nb[1], block[1], nb[2], block[2])
+    count = ws.reshape(shape6).sum(axis=(1, 3, 5))
+    sum1 = (xs * ws).reshape(shape6).sum(axis=(1, 3, 5))
+    sum2 = (xs * xs * ws).reshape(shape6).sum(axis=(1, 3, 5))
+    full = float(block[0] * block[1] * block[2])
+    valid = count >= 0.5 * full
+    safe = np.maximum(count, 1.0)
+    mean_b = np.where(valid, sum1 / safe, np.nan)
+    var_b = np.where(valid, np.maximum(sum2 / safe - (sum1 / safe) ** 2, 0.0), np.nan)
+    k = _BLOCKS_PER_WINDOW
+    pad = k // 2
+    mean_p = np.pad(mean_b, pad, constant_values=np.nan)
+    var_p = np.pad(var_b, pad, constant_values=np.nan)
+    win_mean = np.lib.stride_tricks.sliding_window_view(mean_p, (k, k, k)).reshape(*nb, -1)
+    win_var = np.lib.stride_tricks.sliding_window_view(var_p, (k, k, k)).reshape(*nb, -1)
+    with np.errstate(all="ignore"), _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(win_mean, axis=-1)
+        p16 = np.nanpercentile(win_mean, 16.0, axis=-1)
+        within = np.nanmedian(win_var, axis=-1)
+    noise = np.sqrt(np.maximum(within, 0.0) + np.maximum(med - p16, 0.0) ** 2)
+    med = np.where(np.isfinite(med), med, g_level)
+    noise = np.where(np.isfinite(noise), noise, g_noise)
+    level = _upsample(med, block, x.shape)
+    sd = _upsample(noise, block, x.shape)
+    betw = _upsample(np.where(np.isfinite(med - p16), np.maximum(med - p16, 0.0), g_noise), block, x.shape)
+    return level.astype(np.float32), sd.astype(np.float32), g_level, g_noise, betw.astype(np.float32)
+
+
+def _lower_sd(values: np.ndarray) -> float:
+    """SD from the lower half of a distribution: median - 16th percentile."""
+    if values.size < 2:
+        return 0.0
+    p16, p50 = np.percentile(values, [16.0, 50.0])
+    return float(p50 - p16)
+
+
+def _upsample(coarse: np.ndarray, block: list[int], shape: tuple[int, ...]) -> np.ndarray:
+    """Linear interpolation of block values (at block centres) to every voxel of ``shape``."""
+    coords = [
+        (np.arange(n, dtype=np.float64) - (b - 1) / 2.0) / b
+        for n, b in zip(shape, block, strict=True)
+    ]
+    grid = np.meshgrid(*coords, indexing="ij", sparse=True)
+    return np.asarray(
+        ndimage.map_coordinates(coarse, np.broadcast_arrays(*grid), order=1, mode="nearest")
+    )
 
 
 def _grow(box: tuple[slice, ...], by: int, shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
@@ -379,7 +418,7 @@ def detect_lesions(
     affine = grid.affine
     vox_ml = voxel_volume_ml(spacing)
     body = organs.body
-    warnings: list[str] = []
+    messages: list[str] = []
     smooth_fwhm = detection.smoothing_fwhm_fraction * fwhm_mm
     s = gaussian_mm(np.maximum(image, 0.0), smooth_fwhm, spacing)
     floor = organ_cfg.body_threshold_fraction * body.soft_tissue_level
@@ -397,7 +436,6 @@ def detect_lesions(
         liver_sd = _mad_sd(s[core])
         liver_zone = dilate_mm(organs.liver_hull, fwhm_mm / 2.0, spacing)
 
-    size = [_odd(detection.background_size_mm / sp) for sp in spacing]
     # background: body outside organs and below organ-level uptake (a large lesion must not
     # raise its own background)
     cut = (
@@ -406,11 +444,24 @@ def detect_lesions(
         else organ_cfg.organ_threshold_factor * body.soft_tissue_level
     )
     weight = body.mask & ~near_organs & ~liver_zone & (s < cut)
-    bg, sd, _, g_sd = _local_background(s, weight, size)
-    if liver_level is not None:
+    bg, block_sd, _, g_sd, between = _local_background(s, weight, spacing, detection.background_size_mm)
+    bg_eff = np.maximum(bg, np.float32(floor))
+    if liver_level is not None and liver_level > 0.0 and liver_sd > 0.0:
+        # noise gain (variance per unit of uptake) of the largest homogeneous organ
+        gain = liver_sd**2 / liver_level
+        import os
+        mode = os.environ.get("TOMO_NOISE", "C")
+        if mode == "A":
+            sd = block_sd
+        elif mode == "B":
+            sd = np.sqrt(gain * bg_eff).astype(np.float32)
+        else:
+            sd = np.sqrt(gain * bg_eff + between**2).astype(np.float32)
         bg = np.where(liver_zone, np.float32(liver_level), bg)
-        sd = np.where(liver_zone, np.float32(max(liver_sd, 1e-12)), sd)
-    sd = np.maximum(sd, np.float32(max(0.5 * g_sd, 1e-9 * max(float(s.max()), 1.0))))
+        sd = np.where(liver_zone, np.float32(liver_sd), sd)
+    else:
+        sd = block_sd
+    sd = np.maximum(sd, np.float32(max(0.1 * g_sd, 1e-9 * max(float(s.max()), 1.0))))
     bg_eff = np.maximum(bg, np.float32(floor))
     excess = s - bg
     z = excess / sd
@@ -440,8 +491,10 @@ def detect_lesions(
     for k, t in enumerate(keep, start=1):
         markers[t] = k
     organ_masks = [m for m in (organs.spleen, organs.bladder, *organs.kidneys) if m is not None]
+    organ_levels: dict[int, float] = {}
     for j, m in enumerate(organ_masks, start=len(keep) + 1):
         markers[m & (markers == 0)] = j
+        organ_levels[j] = float(np.percentile(s[m], 75.0))
     if keep:
         region_mask = body.mask & ((excess > 0) | physio)
         basins = np.asarray(watershed(-s, markers, mask=region_mask), dtype=np.int32)
@@ -515,9 +568,14 @@ def detect_lesions(
             continue
         # shoulder of an organ: joined to it by a high saddle
         touching = ndimage.binary_dilation(basin) & (sub_basins > len(keep))
-        if touching.any():
+        if touching.any() and organs.basins[t] == 0:
             rim = basin & ndimage.binary_dilation(touching)
-            if rim.any() and float(s[box][rim].max()) >= _SADDLE_FRACTION * float(s[t]):
+            organ_level = max(organ_levels[int(v)] for v in np.unique(sub_basins[touching]))
+            if (
+                rim.any()
+                and float(s[box][rim].max()) >= _SADDLE_FRACTION * float(s[t])
+                and float(s[t]) <= _HOTTER_THAN_ORGAN * organ_level
+            ):
                 continue
         idx = np.argwhere(region) + off
         pts = idx @ affine[:3, :3].T + affine[:3, 3]
@@ -600,7 +658,7 @@ def detect_lesions(
         smoothed=s,
         background=bg,
         noise_sd=sd,
-        warnings=tuple(warnings),
+        warnings=tuple(messages),
     )
 
 

@@ -64,6 +64,7 @@ FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 _SPLIT_DIP = 0.2  # relative dip between two maxima that keeps them apart (20 %)
 _LOG_STEP = 0.005  # quantisation of log-uptake for the h-maxima transform
 _KIDNEY_PAIR_MAX_MM = 70.0  # largest asymmetry (z, y and lateral offsets summed) of a pair
+_KIDNEY_VOLUME_WEIGHT_MM = 80.0  # asymmetry added per unit of |log volume ratio|
 _SPLEEN_MAX_ANTERIOR_MM = 20.0  # spleen centre at most this far anterior of the body centre
 _BLADDER_BELOW_KIDNEY_MM = 60.0  # bladder centre at least this far below the kidney centres
 _HULL_CLOSING_MM = 10.0  # closing radius of the liver hull
@@ -497,6 +498,7 @@ def _classify_hot(
                 abs(r.centre[2] - left.centre[2])
                 + abs(r.centre[1] - left.centre[1])
                 + abs(abs(lateral(r)) - abs(lateral(left)))
+                + _KIDNEY_VOLUME_WEIGHT_MM * abs(math.log(r.volume_ml / left.volume_ml))
             )
             if asym <= _KIDNEY_PAIR_MAX_MM and (best is None or asym < best[0]):
                 best = (float(asym), r, left)

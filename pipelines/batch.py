@@ -33,6 +33,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -46,7 +47,7 @@ from octoscan.imaging.discovery import discover
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.imaging.types import SeriesEntry, SkippedFile
 from octoscan.models.config import ScoringConfig, config_hash
-from octoscan.pipelines.atomic import dumps_json, remove_stale_temp_files, write_json_atomic
+from octoscan.pipelines.atomic import TEMP_PREFIX, dumps_json, write_json_atomic
 from octoscan.pipelines.executors import (
     LocalProcessExecutor,
     SerialExecutor,
@@ -54,7 +55,7 @@ from octoscan.pipelines.executors import (
     WorkerCrashedError,
     default_workers,
 )
-from octoscan.pipelines.identity import load_pseudonym_key, study_key
+from octoscan.pipelines.identity import STUDY_KEY_LENGTH, load_pseudonym_key, study_key
 from octoscan.pipelines.outputs import (
     BATCH_JSON,
     ERROR_NAME,
@@ -113,6 +114,7 @@ WORKER_CRASHED = "worker_crashed"
 UNREADABLE_INPUT = "unreadable_input"
 STUDY_KEY_COLLISION = "study_key_collision"
 _NOT_REUSED_CODES = frozenset({INTERNAL, WORKER_CRASHED, UNREADABLE_INPUT})
+_STUDY_DIR = re.compile(f"[0-9a-f]{{{STUDY_KEY_LENGTH}}}")
 
 
 class BatchSetupError(InvalidInputError):
@@ -175,6 +177,24 @@ def _locked(out_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _remove_stale_temp_files(out_dir: Path) -> int:
+    """Delete temp files of a killed run: in ``out_dir`` and its study folders only.
+
+    Not recursive beyond that, so nothing else under DIR (for example an INPUT folder
+    placed inside DIR) is touched. Returns the number removed.
+    """
+    folders = [out_dir, *(p for p in out_dir.iterdir() if _STUDY_DIR.fullmatch(p.name))]
+    removed = 0
+    for folder in folders:
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for path in folder.glob(f"{TEMP_PREFIX}*"):
+            if path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 # --------------------------------------------------------------------------- worker side
@@ -333,8 +353,8 @@ class BatchSummary:
         lines = [
             f"octoscan run: {self.n_studies} studies: {self.n_ok} ok, {self.n_failed} failed "
             f"({self.n_scored} processed, {self.n_unchanged} unchanged from an earlier run)",
-            "  decisions: " + (", ".join(f"{k} {v}" for k, v in self.decisions().items())
-                                or "none"),
+            "  decisions: "
+            + (", ".join(f"{k} {v}" for k, v in self.decisions().items()) or "none"),
             f"  skipped files: {self.n_skipped_files} (see {FAILED_JSON}); non-DICOM files "
             f"ignored: {self.n_non_dicom}",
             f"  {self.seconds:.1f} s, {self.studies_per_minute:.1f} studies/min "
@@ -390,8 +410,9 @@ def _reused_record(study_dir: Path, key: str, status: str, seconds: float) -> St
     )
 
 
-def _commit(out_dir: Path, task: StudyTask, outcome: StudyReport | BaseException,
-            run: RunFingerprint) -> StudyRecord:
+def _commit(
+    out_dir: Path, task: StudyTask, outcome: StudyReport | BaseException, run: RunFingerprint
+) -> StudyRecord:
     """Write one study's files (parent side) and return its record."""
     key = task.study_key
     study_dir = out_dir / key
@@ -400,8 +421,15 @@ def _commit(out_dir: Path, task: StudyTask, outcome: StudyReport | BaseException
         reason = f"{type(outcome).__name__}: {outcome}"
         _LOG.error("study %s: the worker failed [%s]: %s", key, code, reason)
         files = {ERROR_NAME: dumps_json(error_record(key, code, reason)).encode("utf-8")}
-        commit_study_files(study_dir, files, known_outputs=STUDY_OUTPUT_NAMES, study_key=key,
-                           status="failed", inputs=None, run=run)
+        commit_study_files(
+            study_dir,
+            files,
+            known_outputs=STUDY_OUTPUT_NAMES,
+            study_key=key,
+            status="failed",
+            inputs=None,
+            run=run,
+        )
         return _failed_record(key, code, reason, reused=False, seconds=0.0)
     status = "ok" if outcome.status == "ok" and outcome.result is not None else "failed"
     code = outcome.error_code or (None if status == "ok" else INTERNAL)
@@ -417,8 +445,9 @@ def _commit(out_dir: Path, task: StudyTask, outcome: StudyReport | BaseException
     )
     if status == "ok" and outcome.result is not None:
         return _record_from_result(key, outcome.result, reused=False, seconds=outcome.seconds)
-    return _failed_record(key, code or INTERNAL, outcome.error_reason or "", reused=False,
-                          seconds=outcome.seconds)
+    return _failed_record(
+        key, code or INTERNAL, outcome.error_reason or "", reused=False, seconds=outcome.seconds
+    )
 
 
 def _plan(
@@ -440,8 +469,7 @@ def _plan(
             "StudyInstanceUID): none of them is written; score them in separate batches"
         )
         _LOG.error("study key collision: %s", reason)
-        collided.append(_failed_record(key, STUDY_KEY_COLLISION, reason, reused=False,
-                                       seconds=0.0))
+        collided.append(_failed_record(key, STUDY_KEY_COLLISION, reason, reused=False, seconds=0.0))
     return planned, collided
 
 
@@ -495,8 +523,14 @@ def _sort_out_unchanged(
     fresh: list[StudyTask] = []
     candidates: list[tuple[StudyTask, StudyManifest]] = []
     for key, uid, series in planned:
-        task = StudyTask(study_key=key, study_instance_uid=uid, series=series,
-                         input_root=str(input_dir), config=config, options=options)
+        task = StudyTask(
+            study_key=key,
+            study_instance_uid=uid,
+            series=series,
+            input_root=str(input_dir),
+            config=config,
+            options=options,
+        )
         manifest = complete_manifest(out_dir / key, key, run) if resume else None
         if manifest is None:
             fresh.append(task)
@@ -508,11 +542,13 @@ def _sort_out_unchanged(
             for (task, manifest), (digest, seconds) in zip(candidates, digests, strict=True):
                 if digest is not None and digest == manifest.inputs:
                     try:
-                        record = _reused_record(out_dir / task.study_key, task.study_key,
-                                                manifest.status, seconds)
+                        record = _reused_record(
+                            out_dir / task.study_key, task.study_key, manifest.status, seconds
+                        )
                     except (OSError, ValueError, KeyError) as exc:
-                        _LOG.warning("study %s: earlier outputs unreadable (%s); redone",
-                                     task.study_key, exc)
+                        _LOG.warning(
+                            "study %s: earlier outputs unreadable (%s); redone", task.study_key, exc
+                        )
                     else:
                         yield task, record
                         continue
@@ -536,8 +572,11 @@ def _write_batch_files(
         out_dir / LESIONS_CSV, LESIONS_COLUMNS, (row for r in ordered for row in r.lesion_rows)
     )
     failed = [
-        {"study_key": r.study_key, "error_code": r.error_code or INTERNAL,
-         "error_reason": r.error_reason or ""}
+        {
+            "study_key": r.study_key,
+            "error_code": r.error_code or INTERNAL,
+            "error_reason": r.error_reason or "",
+        }
         for r in ordered
         if r.status == "failed"
     ]
@@ -593,7 +632,7 @@ def run_batch(
     with _locked(out_path):
         if options is None:
             options = StudyOptions(pseudonym_key=load_pseudonym_key(out_path))
-        n_removed = remove_stale_temp_files([out_path])
+        n_removed = _remove_stale_temp_files(out_path)
         if n_removed:
             _LOG.info("removed %d temp file(s) left by an interrupted run", n_removed)
         index = discover(input_path)
@@ -603,7 +642,13 @@ def run_batch(
         n_threads = default_workers() if workers is None else workers
         tasks = []
         for task, reused in _sort_out_unchanged(
-            out_path, input_path, planned, config, options, run, resume=resume,
+            out_path,
+            input_path,
+            planned,
+            config,
+            options,
+            run,
+            resume=resume,
             threads=n_threads,
         ):
             if reused is None:
@@ -614,8 +659,12 @@ def run_batch(
         _LOG.info(
             "%d stud%s found under INPUT (%d unchanged, %d to process; %d file(s) skipped, "
             "%d non-DICOM)",
-            len(planned), "y" if len(planned) == 1 else "ies", len(planned) - len(tasks),
-            len(tasks), len(index.skipped), index.n_non_dicom,
+            len(planned),
+            "y" if len(planned) == 1 else "ies",
+            len(planned) - len(tasks),
+            len(tasks),
+            len(index.skipped),
+            index.n_non_dicom,
         )
         description = "nothing to process"
         if tasks:
@@ -634,8 +683,9 @@ def run_batch(
                     executor.close()
         if bar is not None:
             bar.close()
-        _write_batch_files(out_path, input_path, records, index.skipped, index.n_non_dicom,
-                           config, options)
+        _write_batch_files(
+            out_path, input_path, records, index.skipped, index.n_non_dicom, config, options
+        )
     summary = BatchSummary(
         input_dir=str(input_path),
         out_dir=str(out_path),
@@ -647,9 +697,12 @@ def run_batch(
         seconds=time.perf_counter() - t0,
     )
     _LOG.info(
-        "batch done: %d ok, %d failed, %d unchanged, %d file(s) skipped, %.1f s, "
-        "%.1f studies/min",
-        summary.n_ok, summary.n_failed, summary.n_unchanged, summary.n_skipped_files,
-        summary.seconds, summary.studies_per_minute,
+        "batch done: %d ok, %d failed, %d unchanged, %d file(s) skipped, %.1f s, %.1f studies/min",
+        summary.n_ok,
+        summary.n_failed,
+        summary.n_unchanged,
+        summary.n_skipped_files,
+        summary.seconds,
+        summary.studies_per_minute,
     )
     return summary

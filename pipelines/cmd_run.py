@@ -45,17 +45,39 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ),
     )
     p.add_argument("input", metavar="INPUT", help="folder of DICOM studies (read only)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                   help=f"output folder, outside INPUT (default ./{DEFAULT_OUT})")
-    p.add_argument("--config", default="default", metavar="FILE",
-                   help="rule set name or TOML file (default: default)")
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                   help="worker processes (default: number of CPUs; 1 runs in this process)")
-    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="reuse complete outputs of an earlier run (default: on)")
-    p.add_argument("--dask", default=None, metavar="ADDRESS",
-                   help="run the studies on a Dask scheduler, e.g. tcp://127.0.0.1:8786 "
-                   "(inputs must be readable at the same paths on its workers)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output folder, outside INPUT (default ./{DEFAULT_OUT})",
+    )
+    p.add_argument(
+        "--config",
+        default="default",
+        metavar="FILE",
+        help="rule set name or TOML file (default: default)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes (default: number of CPUs; 1 runs in this process)",
+    )
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse complete outputs of an earlier run (default: on)",
+    )
+    p.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="run the studies on a Dask scheduler, e.g. tcp://127.0.0.1:8786 "
+        "(inputs must be readable at the same paths on its workers)",
+    )
     p.add_argument("--assume-sstr", action="store_true", help="score an unidentified tracer")
     p.add_argument("--show-phi", action="store_true", help="put the raw PatientID in results")
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
@@ -69,8 +91,11 @@ def _usage_error(exc: InvalidInputError) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.dask is not None and args.workers is not None:
-        print("octoscan run: error [invalid_option]: --workers and --dask exclude each other "
-              "(a Dask cluster's size is set when its workers start)", file=sys.stderr)
+        print(
+            "octoscan run: error [invalid_option]: --workers and --dask exclude each other "
+            "(a Dask cluster's size is set when its workers start)",
+            file=sys.stderr,
+        )
         return 2
     config = load_config(args.config)  # ConfigError: exit 2 through cli.main
     try:

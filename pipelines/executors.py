@@ -94,9 +94,7 @@ def _exit_when_orphaned(parent_pid: int, interval_s: float) -> None:
 def _worker_init(log_level: int, modules: tuple[str, ...]) -> None:
     """Initializer of a local worker process: logging to stderr, heavy imports once, and a
     watchdog thread so that a worker never outlives a killed parent by more than a second."""
-    logging.basicConfig(
-        level=log_level, format="%(levelname)s %(name)s [worker]: %(message)s"
-    )
+    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s [worker]: %(message)s")
     threading.Thread(
         target=_exit_when_orphaned,
         args=(os.getppid(), _ORPHAN_POLL_S),
@@ -233,10 +231,13 @@ class LocalProcessExecutor(StudyExecutor):
                 except BrokenProcessPool:
                     broken = True
                     if alone:
-                        yield item, WorkerCrashedError(
-                            "the worker process died while processing this item, twice "
-                            "(the second time alone): a crash in native code or the "
-                            "out-of-memory killer"
+                        yield (
+                            item,
+                            WorkerCrashedError(
+                                "the worker process died while processing this item, twice "
+                                "(the second time alone): a crash in native code or the "
+                                "out-of-memory killer"
+                            ),
                         )
                     else:
                         suspects.append(item)
@@ -340,9 +341,7 @@ class DaskExecutor(StudyExecutor):
         self._client.close()
 
 
-def make_executor(
-    *, workers: int | None = None, dask_address: str | None = None
-) -> StudyExecutor:
+def make_executor(*, workers: int | None = None, dask_address: str | None = None) -> StudyExecutor:
     """The executor for ``octoscan run``: Dask when an address is given, otherwise serial
     for one worker and a local process pool for more (default: one per CPU)."""
     if dask_address is not None:

@@ -8,7 +8,8 @@ Per batch (``DIR/``): ``results.csv`` (one row per study), ``lesions.csv`` (one 
 lesion), ``failed.json`` (failed studies and the files discovery skipped) and ``batch.json``
 (counts, config and version). Rows are sorted by study key (then lesion id); floats are the
 rounded values of result.json; nothing time- or random-dependent is written, so the same
-inputs and config give the same bytes.
+inputs and config give the same bytes. ``patient_id`` is filled only when the result holds
+the raw PatientID (``--show-phi``); otherwise rows carry the keyed ``patient_key`` alone.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ RESULTS_COLUMNS: tuple[str, ...] = (
     "n_borderline",
     *(f"{organ}_{what}" for organ in REFERENCE_ORGANS for what in ("mean", "usable")),
     "patient_key",
+    "patient_id",
     "error_code",
     "error_reason",
     "n_warnings",
@@ -139,8 +141,7 @@ def results_row(
 ) -> dict[str, str]:
     """One results.csv row (column -> text) from a result.json dict or a failure."""
     row: dict[str, Any] = dict.fromkeys(RESULTS_COLUMNS)
-    row.update(study_key=study_key, status=status, error_code=error_code,
-               error_reason=error_reason)
+    row.update(study_key=study_key, status=status, error_code=error_code, error_reason=error_reason)
     if result is not None:
         decision = result.get("decision", {})
         lesions = result.get("lesions", [])
@@ -162,6 +163,7 @@ def results_row(
             lowest_grade=min(graded) if graded else None,
             n_borderline=sum(1 for les in lesions if les.get("borderline")),
             patient_key=result.get("patient_key"),
+            patient_id=result.get("patient_id"),
             n_warnings=len(warnings),
             warnings=WARNING_SEPARATOR.join(warnings),
         )
@@ -208,16 +210,18 @@ def lesion_rows(study_key: str, result: Mapping[str, Any]) -> list[dict[str, str
 def format_csv(columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> str:
     """CSV text with a header row, ``\\n`` line ends, minimal quoting."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n",
-                            extrasaction="raise")
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow(row)
     return buffer.getvalue()
 
 
-def write_csv_atomic(path: str | Path, columns: Sequence[str],
-                     rows: Iterable[Mapping[str, str]]) -> Path:
+def write_csv_atomic(
+    path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]]
+) -> Path:
     return write_text_atomic(path, format_csv(columns, rows))
 
 
@@ -245,13 +249,21 @@ def failed_record(
     given relative to the batch INPUT folder, sorted by path.
     """
     studies = sorted(
-        ({"study_key": s["study_key"], "error_code": s["error_code"],
-          "error_reason": s["error_reason"]} for s in failed_studies),
+        (
+            {
+                "study_key": s["study_key"],
+                "error_code": s["error_code"],
+                "error_reason": s["error_reason"],
+            }
+            for s in failed_studies
+        ),
         key=lambda s: s["study_key"],
     )
     files = sorted(
-        ({"path": relative_path(f.path, input_root), "code": f.code, "reason": f.reason}
-         for f in skipped_files),
+        (
+            {"path": relative_path(f.path, input_root), "code": f.code, "reason": f.reason}
+            for f in skipped_files
+        ),
         key=lambda f: (f["path"], f["code"]),
     )
     return {

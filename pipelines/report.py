@@ -93,6 +93,7 @@ _VIEW_TITLES = {
 # height, so that a whole-body view fits a screen at its native pixel size (labels keep their
 # size: a page scaling the image down would shrink them) and a small static view is enlarged.
 SCREEN_PANEL_HEIGHT_PX = 780
+_TITLE_ALLOWANCE_PX = 160  # panel titles and labels above the image: at most this tall
 DECISION_LABELS: Mapping[str, str] = {
     "eligible": "Eligible",
     "not_eligible": "Not eligible",
@@ -183,11 +184,21 @@ def _scored_views(outcome: StudyOutcome) -> dict[str, PlanarImage]:
     return views
 
 
-def render_overlay_pngs(outcome: StudyOutcome, *, show_phi: bool = False) -> dict[str, bytes]:
+def _view_height(panels: Mapping[str, np.ndarray]) -> int:
+    """Height (pixels) of the tallest view panel (the summary aside)."""
+    return max((rgb.shape[0] for name, rgb in panels.items() if name != "summary"), default=1)
+
+
+def render_overlay_pngs(
+    outcome: StudyOutcome,
+    *,
+    show_phi: bool = False,
+    max_panel_height_px: int = SCREEN_PANEL_HEIGHT_PX,
+) -> dict[str, bytes]:
     """Overlay PNGs of one outcome: file name (``overlay_<panel>.png``) -> PNG bytes.
 
     Planar panels come from :func:`render_planar_overlays` on the views that were scored,
-    at the largest integer scale that keeps a view panel within ``SCREEN_PANEL_HEIGHT_PX``
+    at the largest integer scale that keeps a view panel within ``max_panel_height_px``
     (at least 1: native pixels).
     An outcome without a planar score (a failed study) has no overlay: the result is empty.
     The patient ID is drawn only with ``show_phi`` and only when the result holds it (it
@@ -199,26 +210,44 @@ def render_overlay_pngs(outcome: StudyOutcome, *, show_phi: bool = False) -> dic
     if show_phi and outcome.result is not None and outcome.result.get("patient_id"):
         patient_text = f"Patient ID {outcome.result['patient_id']}"
     views = _scored_views(outcome)
-    panels = render_planar_overlays(
-        outcome.planar, views, show_phi=show_phi, patient_text=patient_text, scale=1
-    )
-    height = max(rgb.shape[0] for name, rgb in panels.items() if name != "summary")
-    scale = max(1, SCREEN_PANEL_HEIGHT_PX // max(height, 1))
-    if scale > 1:
-        panels = render_planar_overlays(
-            outcome.planar, views, show_phi=show_phi, patient_text=patient_text, scale=scale
+    score = outcome.planar
+
+    def render(scale: int) -> dict[str, np.ndarray]:
+        return render_planar_overlays(
+            score, views, show_phi=show_phi, patient_text=patient_text, scale=scale
         )
+
+    # A panel at scale s is at most s times its height at scale 1 (the image grows s-fold,
+    # its title wraps less), so target // height(1) always fits; then try larger scales while
+    # the image part alone (height less a title allowance) leaves room for one more step.
+    if max_panel_height_px < 1:
+        raise ValueError(f"max_panel_height_px={max_panel_height_px}; expected >= 1")
+    panels = render(1)
+    scale = max(1, max_panel_height_px // _view_height(panels))
+    if scale > 1:
+        panels = render(scale)
+    while (scale + 1) * max(_view_height(panels) - _TITLE_ALLOWANCE_PX, 1) <= (
+        scale * max_panel_height_px
+    ):
+        larger = render(scale + 1)
+        if _view_height(larger) > max_panel_height_px:
+            break
+        panels, scale = larger, scale + 1
     return {overlay_file_name(name): encode_png(rgb) for name, rgb in sorted(panels.items())}
 
 
 def write_overlay_pngs(
-    outcome: StudyOutcome, study_dir: str | Path, *, show_phi: bool = False
+    outcome: StudyOutcome,
+    study_dir: str | Path,
+    *,
+    show_phi: bool = False,
+    max_panel_height_px: int = SCREEN_PANEL_HEIGHT_PX,
 ) -> dict[str, Path]:
     """Write the overlay PNGs of ``outcome`` into ``study_dir`` atomically; returns
     panel name -> path. Overlay files of an earlier run that this run did not produce are
     removed, so the folder never shows a stale panel."""
     folder = Path(study_dir)
-    files = render_overlay_pngs(outcome, show_phi=show_phi)
+    files = render_overlay_pngs(outcome, show_phi=show_phi, max_panel_height_px=max_panel_height_px)
     written: dict[str, Path] = {}
     for name, data in files.items():
         panel = name[len(OVERLAY_PREFIX) : -len(OVERLAY_SUFFIX)]
@@ -740,7 +769,7 @@ def _more_panels_html(overlays: Mapping[str, str]) -> str:
             f'<figure id="panel-{_e(panel)}"><a href="{href}"><img src="{href}" '
             f'alt="{_e(title)} overlay"></a><figcaption>{_e(title)}</figcaption></figure>'
         )
-    return f'<section class="panels"><h2>More overlay panels</h2>{"".join(figures)}</section>'
+    return f'<section class="panels"><h2>Overlay panels, full size</h2>{"".join(figures)}</section>'
 
 
 def _header(*, title_html: str, sub: str, links: Sequence[tuple[str, str]]) -> str:

@@ -251,9 +251,6 @@ class Anatomy:
             labels[sz, sy, sx][inside] = int(tissue)
         return labels
 
-    def organ_shapes(self, tissue: Tissue) -> list[Shape]:
-        return [s for t, s in self.parts if t == tissue]
-
 
 def body_grid(anatomy: Anatomy, *, voxel_mm: float = 4.0) -> Grid:
     """Emission grid covering the whole body (feet to vertex, arms included) plus 2 voxels."""
@@ -576,14 +573,6 @@ def build_anatomy(seed: int, *, splenectomy: bool = False) -> Anatomy:
         splenectomy=splenectomy,
         parts=tuple(parts),
     )
-
-
-def attenuation_map_per_mm(labels: np.ndarray, mu_per_mm: dict[Tissue, float]) -> np.ndarray:
-    """Linear attenuation coefficient (1/mm) per voxel from a label volume."""
-    lut = np.zeros(256, dtype=np.float32)
-    for tissue, mu in mu_per_mm.items():
-        lut[int(tissue)] = mu
-    return lut[labels]
 
 
 def ellipsoid_occupancy(

@@ -315,9 +315,3 @@ def simulate_planar(
         anterior_background_expected=a_bg,
         posterior_background_aligned_expected=p_bg,
     )
-
-
-def project_mask_thickness(mask: np.ndarray, grid: Grid, geometry: PlanarGeometry) -> np.ndarray:
-    """Thickness (mm along y) of a boolean (plane,row,col) mask, on the anterior planar grid."""
-    thick = mask.sum(axis=1, dtype=np.float64) * grid.spacing_mm[1]
-    return sample_on_anterior(thick, grid, geometry)

@@ -62,6 +62,11 @@ def tomo_dirs(tmp_path_factory):
     return dirs
 
 
+@pytest.fixture(scope="module")
+def small_all():
+    return simulate_study(StudySpec(seed=14, kind="all", lesions=1, ct_slices=2, counts=3e5))
+
+
 @needs_dciodvfy
 @pytest.mark.parametrize("variants", VARIANT_SETS, ids=lambda v: "+".join(v) or "default")
 def test_whole_body_objects_pass_dciodvfy(variant_dirs, variants):
@@ -140,8 +145,8 @@ def test_frames_hold_windows_and_detectors(variant_dirs, planar_sim):
 @pytest.mark.parametrize(
     ("name", "uid"), [("rle", RLELossless), ("jpeg-ls", JPEGLSLossless), ("j2k", JPEG2000Lossless)]
 )
-def test_compressed_studies_are_lossless_and_valid(tmp_path, name, uid):
-    sim = simulate_study(StudySpec(seed=14, kind="all", lesions=1, ct_slices=2, counts=3e5))
+def test_compressed_studies_are_lossless_and_valid(tmp_path, small_all, name, uid):
+    sim = small_all
     write_study(replace(sim, spec=replace(sim.spec, compress=name)), tmp_path)
     index = discover(tmp_path)
     for entry in index.series:

@@ -134,12 +134,16 @@ def test_corrupt_files_are_reported_with_codes(first_run):
     assert summary.n_skipped_files == 2
     batch = json.loads((out / "batch.json").read_text())
     assert (batch["n_studies"], batch["n_ok"], batch["n_failed"], batch["n_skipped_files"]) == (
-        5, 5, 0, 2)
+        5,
+        5,
+        0,
+        2,
+    )
     assert batch["study_keys"] == [r.study_key for r in summary.records]
 
 
 def test_results_and_lesions_csv_match_result_files(first_run):
-    summary, out, _ = first_run
+    _, out, _ = first_run
     rows = _csv(out / "results.csv")
     assert list(rows[0]) == list(RESULTS_COLUMNS)
     assert [r["study_key"] for r in rows] == sorted(r["study_key"] for r in rows)
@@ -203,8 +207,9 @@ def test_second_run_does_no_scoring_work(first_run, batch_input, config, tmp_pat
         raise AssertionError("a study was scored although its outputs are complete")
 
     monkeypatch.setattr(batch_module, "process_study", no_scoring)
-    summary = run_batch(batch_input.root, out, config=config, options=OPTIONS,
-                        executor=SerialExecutor())
+    summary = run_batch(
+        batch_input.root, out, config=config, options=OPTIONS, executor=SerialExecutor()
+    )
     assert (summary.n_unchanged, summary.n_scored, summary.n_ok) == (5, 0, 5)
     assert summary.executor == "nothing to process"
     assert all(r.reused for r in summary.records)
@@ -231,8 +236,13 @@ def test_config_change_redoes_studies(first_run, batch_input, tmp_path):
     again = run_batch(batch_input.root, out, config=netter1, options=OPTIONS, workers=1)
     assert (again.n_unchanged, again.n_scored) == (5, 0)
     # another pseudonym key changes patient_key: everything is redone
-    other = run_batch(batch_input.root, out, config=netter1,
-                      options=StudyOptions(pseudonym_key=b"another key"), workers=1)
+    other = run_batch(
+        batch_input.root,
+        out,
+        config=netter1,
+        options=StudyOptions(pseudonym_key=b"another key"),
+        workers=1,
+    )
     assert (other.n_unchanged, other.n_scored) == (0, 5)
 
 
@@ -270,7 +280,8 @@ def test_failed_study_is_recorded_and_reused(batch_input, config, tmp_path):
     assert not (out / key / "result.json").exists()
     failed = json.loads((out / "failed.json").read_text())
     assert [(f["study_key"], f["error_code"]) for f in failed["failed_studies"]] == [
-        (key, "no_usable_series")]
+        (key, "no_usable_series")
+    ]
     row = next(r for r in _csv(out / "results.csv") if r["study_key"] == key)
     assert (row["status"], row["error_code"], row["decision"]) == ("failed", "no_usable_series", "")
     again = run_batch(root, out, config=config, options=OPTIONS, workers=1)
@@ -278,8 +289,9 @@ def test_failed_study_is_recorded_and_reused(batch_input, config, tmp_path):
     assert next(r for r in again.records if r.study_key == key).error_code == "no_usable_series"
 
 
-def test_internal_failure_is_retried_and_stale_result_removed(batch_input, config, tmp_path,
-                                                                monkeypatch):
+def test_internal_failure_is_retried_and_stale_result_removed(
+    batch_input, config, tmp_path, monkeypatch
+):
     root = _copy_studies(batch_input, tmp_path / "in", ("study_21",))
     out = tmp_path / "out"
     key = study_key(batch_input.study_uids[0])
@@ -288,8 +300,12 @@ def test_internal_failure_is_retried_and_stale_result_removed(batch_input, confi
 
     def broken(series, cfg, options):
         return StudyOutcome(
-            study_instance_uid=series[0].study_instance_uid, study_key=key, status="failed",
-            seconds=0.0, input_series_uids=(), error_code="internal",
+            study_instance_uid=series[0].study_instance_uid,
+            study_key=key,
+            status="failed",
+            seconds=0.0,
+            input_series_uids=(),
+            error_code="internal",
             error_reason="RuntimeError: simulated bug",
         )
 
@@ -320,8 +336,9 @@ def test_worker_exception_becomes_internal_failure(batch_input, config, tmp_path
     assert error["error_code"] == "internal"
 
 
-def test_study_key_collision_fails_all_colliding_studies(batch_input, config, tmp_path,
-                                                         monkeypatch):
+def test_study_key_collision_fails_all_colliding_studies(
+    batch_input, config, tmp_path, monkeypatch
+):
     root = _copy_studies(batch_input, tmp_path / "in", ("study_21", "study_22"))
     monkeypatch.setattr(batch_module, "study_key", lambda uid: "0" * 12)
     summary = run_batch(root, tmp_path / "out", config=config, options=OPTIONS, workers=1)
@@ -331,12 +348,23 @@ def test_study_key_collision_fails_all_colliding_studies(batch_input, config, tm
     assert summary.exit_code == 1
 
 
+def test_input_inside_output_folder_is_left_alone(batch_input, config, tmp_path):
+    out = tmp_path / "out"
+    root = _copy_studies(batch_input, out / "in", ("study_21",))
+    (root / f"{TEMP_PREFIX}not-ours").write_bytes(b"an input file that looks like a temp file")
+    before = hash_tree(root)
+    summary = run_batch(root, out, config=config, options=OPTIONS, workers=1)
+    assert (summary.n_ok, summary.n_temp_removed) == (1, 0)
+    assert hash_tree(root) == before
+
+
 def test_empty_input_writes_empty_tables(config, tmp_path):
     (tmp_path / "in").mkdir()
     summary = run_batch(tmp_path / "in", tmp_path / "out", config=config, options=OPTIONS)
     assert (summary.n_studies, summary.exit_code) == (0, 0)
     assert (tmp_path / "out" / "results.csv").read_text().splitlines() == [
-        ",".join(RESULTS_COLUMNS)]
+        ",".join(RESULTS_COLUMNS)
+    ]
 
 
 # --------------------------------------------------------------------------- refusals

@@ -61,8 +61,11 @@ def test_all_ok_exits_0_and_logs_one_line_per_study(batch_input, tmp_path, capsy
     assert "1 studies: 1 ok, 0 failed (1 processed, 0 unchanged" in captured.out
     assert "skipped files: 2" in captured.out
     assert "1/1 studies  ok 1  failed 0" in captured.err  # the progress line (not a TTY)
-    study_lines = [r.getMessage() for r in caplog.records
-                   if r.levelno == logging.INFO and r.getMessage().startswith("study ")]
+    study_lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.INFO and r.getMessage().startswith("study ")
+    ]
     assert len(study_lines) == 1
     assert study_lines[0].startswith(f"study {key} ok ")
     assert study_lines[0].endswith(" s")
@@ -91,19 +94,34 @@ def test_a_failed_study_exits_1_and_is_listed(small_input, tmp_path, capsys):
     # a re-run reuses both (the failure is deterministic), --no-resume redoes both
     assert main(["run", str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 1
     assert "(0 processed, 2 unchanged" in capsys.readouterr().out
-    assert main(["run", str(root), "--out", str(out), "--workers", "1", "--no-progress",
-                 "--no-resume"]) == 1
+    assert (
+        main(
+            ["run", str(root), "--out", str(out), "--workers", "1", "--no-progress", "--no-resume"]
+        )
+        == 1
+    )
     assert "(2 processed, 0 unchanged" in capsys.readouterr().out
 
 
 def test_show_phi_puts_the_patient_id_in_results(small_input, tmp_path, capsys):
     root, ok_key, _ = small_input
     out = tmp_path / "out"
-    assert main(["run", str(root), "--out", str(out), "--workers", "1", "--no-progress",
-                 "--show-phi"]) == 1
+    assert (
+        main(["run", str(root), "--out", str(out), "--workers", "1", "--no-progress", "--show-phi"])
+        == 1
+    )
     result = json.loads((out / ok_key / "result.json").read_text())
     assert result["patient_id"] == "PHANTOM-21"
+    rows = (out / "results.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    ok_row = next(r for r in rows if r.startswith(ok_key)).split(",")
+    assert ok_row[header.index("patient_id")] == "PHANTOM-21"
     capsys.readouterr()
+    # without --show-phi the same study is redone (options changed) and the ID is gone
+    assert main(["run", str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 1
+    assert "(2 processed, 0 unchanged" in capsys.readouterr().out
+    assert b"PHANTOM-21" not in (out / ok_key / "result.json").read_bytes()
+    assert b"PHANTOM-21" not in (out / "results.csv").read_bytes()
 
 
 def test_default_output_folder(batch_input, tmp_path, monkeypatch, capsys):

@@ -70,7 +70,10 @@ def dask_cluster(tmp_path_factory):
     worker_log = (work / "worker.log").open("wb")
     scheduler = subprocess.Popen(
         [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        cwd=work, env=env, stdout=scheduler_log, stderr=subprocess.STDOUT,
+        cwd=work,
+        env=env,
+        stdout=scheduler_log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     worker = None
@@ -78,9 +81,22 @@ def dask_cluster(tmp_path_factory):
         _wait_for_port(port, scheduler, timeout_s=60)
         address = f"tcp://127.0.0.1:{port}"
         worker = subprocess.Popen(
-            [str(DASK), "worker", address, "--nworkers", "2", "--nthreads", "1",
-             "--no-dashboard", "--local-directory", str(work / "worker-space")],
-            cwd=work, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+            [
+                str(DASK),
+                "worker",
+                address,
+                "--nworkers",
+                "2",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--local-directory",
+                str(work / "worker-space"),
+            ],
+            cwd=work,
+            env=env,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         from distributed import Client
@@ -105,13 +121,23 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_dask_batch_matches_the_local_pool(dask_cluster, batch_input, tmp_path, monkeypatch,
-                                           capsys):
+def test_dask_batch_matches_the_local_pool(
+    dask_cluster, batch_input, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv(KEY_ENV, PSEUDONYM_KEY)
     before = hash_tree(batch_input.root)
     on_dask = tmp_path / "dask"
-    rc = main(["run", str(batch_input.root), "--out", str(on_dask), "--dask", dask_cluster,
-               "--no-progress"])
+    rc = main(
+        [
+            "run",
+            str(batch_input.root),
+            "--out",
+            str(on_dask),
+            "--dask",
+            dask_cluster,
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     out = captured.out
     assert rc == 0, captured.err
@@ -132,6 +158,18 @@ def test_dask_batch_matches_the_local_pool(dask_cluster, batch_input, tmp_path, 
     assert hash_tree(batch_input.root) == before
 
     # a re-run on Dask reuses everything without sending work to the cluster
-    assert main(["run", str(batch_input.root), "--out", str(on_dask), "--dask", dask_cluster,
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(batch_input.root),
+                "--out",
+                str(on_dask),
+                "--dask",
+                dask_cluster,
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "(0 processed, 5 unchanged" in capsys.readouterr().out

@@ -92,8 +92,13 @@ def test_options_hash_follows_every_option_and_hides_the_key():
 
 
 def _manifest(**changes) -> StudyManifest:
-    m = StudyManifest(study_key="abc123abc123", status="ok", inputs=INPUTS, run=RUN,
-                      outputs={"result.json": "0" * 64})
+    m = StudyManifest(
+        study_key="abc123abc123",
+        status="ok",
+        inputs=INPUTS,
+        run=RUN,
+        outputs={"result.json": "0" * 64},
+    )
     return replace(m, **changes)
 
 
@@ -103,9 +108,13 @@ def test_manifest_round_trip_and_malformed_manifests(tmp_path):
     folder = tmp_path / "s"
     folder.mkdir()
     assert read_manifest(folder) is None  # absent
-    for text in ("{not json", "[]", json.dumps({**m.to_dict(), "manifest_version": 2}),
-                 json.dumps({**m.to_dict(), "status": "maybe"}),
-                 json.dumps({**m.to_dict(), "outputs": ["result.json"]})):
+    for text in (
+        "{not json",
+        "[]",
+        json.dumps({**m.to_dict(), "manifest_version": 2}),
+        json.dumps({**m.to_dict(), "status": "maybe"}),
+        json.dumps({**m.to_dict(), "outputs": ["result.json"]}),
+    ):
         (folder / MANIFEST_NAME).write_text(text)
         assert read_manifest(folder) is None, text
     with pytest.raises(ValueError, match="manifest_version 2"):
@@ -124,8 +133,15 @@ def test_commit_writes_outputs_then_manifest_and_removes_stale_outputs(tmp_path)
     (folder / "error.json").write_text("stale")
     (folder / "notes.txt").write_text("not an output: kept")
     files = {"result.json": b'{"a": 1}\n'}
-    m = commit_study_files(folder, files, known_outputs=("result.json", "error.json"),
-                           study_key="key", status="ok", inputs=INPUTS, run=RUN)
+    m = commit_study_files(
+        folder,
+        files,
+        known_outputs=("result.json", "error.json"),
+        study_key="key",
+        status="ok",
+        inputs=INPUTS,
+        run=RUN,
+    )
     assert m is not None
     assert m.outputs == {"result.json": hashlib.sha256(b'{"a": 1}\n').hexdigest()}
     assert not (folder / "error.json").exists()
@@ -134,19 +150,40 @@ def test_commit_writes_outputs_then_manifest_and_removes_stale_outputs(tmp_path)
     assert complete_manifest(folder, "key", RUN) == m
     # manifest bytes are deterministic
     first = (folder / MANIFEST_NAME).read_bytes()
-    commit_study_files(folder, files, known_outputs=("result.json", "error.json"),
-                       study_key="key", status="ok", inputs=INPUTS, run=RUN)
+    commit_study_files(
+        folder,
+        files,
+        known_outputs=("result.json", "error.json"),
+        study_key="key",
+        status="ok",
+        inputs=INPUTS,
+        run=RUN,
+    )
     assert (folder / MANIFEST_NAME).read_bytes() == first
     assert not list(folder.glob(f"{TEMP_PREFIX}*"))
 
 
 def test_commit_without_inputs_leaves_no_manifest(tmp_path):
     folder = tmp_path / "key"
-    commit_study_files(folder, {"result.json": b"{}"}, known_outputs=("result.json",),
-                       study_key="key", status="ok", inputs=INPUTS, run=RUN)
+    commit_study_files(
+        folder,
+        {"result.json": b"{}"},
+        known_outputs=("result.json",),
+        study_key="key",
+        status="ok",
+        inputs=INPUTS,
+        run=RUN,
+    )
     assert (folder / MANIFEST_NAME).exists()
-    m = commit_study_files(folder, {"error.json": b"{}"}, known_outputs=("result.json",),
-                           study_key="key", status="failed", inputs=None, run=RUN)
+    m = commit_study_files(
+        folder,
+        {"error.json": b"{}"},
+        known_outputs=("result.json",),
+        study_key="key",
+        status="failed",
+        inputs=None,
+        run=RUN,
+    )
     assert m is None
     assert not (folder / MANIFEST_NAME).exists()  # the old one is gone: redone next time
     assert not (folder / "result.json").exists()
@@ -155,15 +192,29 @@ def test_commit_without_inputs_leaves_no_manifest(tmp_path):
 def test_commit_refuses_paths_and_the_manifest_name(tmp_path):
     for name in ("../escape.json", "sub/result.json", MANIFEST_NAME):
         with pytest.raises(ValueError, match="expected a plain file name"):
-            commit_study_files(tmp_path / "k", {name: b"x"}, known_outputs=(),
-                               study_key="k", status="ok", inputs=INPUTS, run=RUN)
+            commit_study_files(
+                tmp_path / "k",
+                {name: b"x"},
+                known_outputs=(),
+                study_key="k",
+                status="ok",
+                inputs=INPUTS,
+                run=RUN,
+            )
     assert not (tmp_path / "escape.json").exists()
 
 
 def test_complete_manifest_checks_run_key_and_output_hashes(tmp_path):
     folder = tmp_path / "key"
-    commit_study_files(folder, {"result.json": b"{}\n"}, known_outputs=("result.json",),
-                       study_key="key", status="ok", inputs=INPUTS, run=RUN)
+    commit_study_files(
+        folder,
+        {"result.json": b"{}\n"},
+        known_outputs=("result.json",),
+        study_key="key",
+        status="ok",
+        inputs=INPUTS,
+        run=RUN,
+    )
     assert complete_manifest(folder, "key", RUN) is not None
     assert complete_manifest(folder, "other", RUN) is None
     assert complete_manifest(folder, "key", replace(RUN, config_hash="e" * 64)) is None
@@ -202,9 +253,23 @@ def test_sigkill_then_resume_gives_identical_outputs(batch_input, tmp_path, monk
     env = {**os.environ, KEY_ENV: PSEUDONYM_KEY}
     log = (tmp_path / "killed.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "octoscan.pipelines.cli", "run", str(batch_input.root),
-         "--out", str(killed), "--workers", "2", "--no-progress"],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "octoscan.pipelines.cli",
+            "run",
+            str(batch_input.root),
+            "--out",
+            str(killed),
+            "--workers",
+            "2",
+            "--no-progress",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180.0
@@ -238,8 +303,11 @@ def test_sigkill_then_resume_gives_identical_outputs(batch_input, tmp_path, monk
     run_batch(batch_input.root, reference, config=config, workers=1)
 
     def files(root: Path) -> dict[str, bytes]:
-        return {p.relative_to(root).as_posix(): p.read_bytes()
-                for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".octoscan-lock"}
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != ".octoscan-lock"
+        }
 
     got, want = files(killed), files(reference)
     assert sorted(got) == sorted(want)

@@ -1,0 +1,130 @@
+"""Benchmark: `octoscan run` throughput with 1 and 2 worker processes on N phantom studies.
+
+    .venv/bin/python bench/batch_throughput.py [-n 12] [--workers 1,2] [--seed 0] [--input DIR]
+
+Writes N planar phantom studies (a deterministic cohort; reused when ``--input`` names a
+folder that already holds studies), runs the batch once per worker count into a fresh output
+folder (no resume), then once more with resume into the last folder (every study unchanged).
+Prints a table (wall seconds, studies per minute, median seconds per study inside its
+worker, scaling against the first worker count) and one JSON line with the same figures.
+Wall time includes starting the worker processes (spawn + imports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from octoscan.imaging.phantom.cohort import cohort_specs
+from octoscan.models.config import load_config
+from octoscan.pipelines.batch import run_batch
+from octoscan.pipelines.cmd_phantom import generate_cohort
+from octoscan.pipelines.study import StudyOptions
+
+
+def _worker_counts(text: str) -> list[int]:
+    counts = [int(v) for v in text.split(",") if v.strip()]
+    if not counts or any(c < 1 for c in counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected worker counts like 1,2")
+    return counts
+
+
+def measure(input_dir: Path, work: Path, worker_counts: list[int]) -> dict[str, object]:
+    config = load_config("default")
+    options = StudyOptions(pseudonym_key=b"bench")
+    rows = []
+    out = work
+    for workers in worker_counts:
+        out = work / f"out-{workers}"
+        t0 = time.perf_counter()
+        summary = run_batch(
+            input_dir, out, config=config, options=options, workers=workers, resume=False
+        )
+        wall = time.perf_counter() - t0
+        per_study = [r.seconds for r in summary.records]
+        rows.append(
+            {
+                "workers": workers,
+                "studies": summary.n_studies,
+                "ok": summary.n_ok,
+                "failed": summary.n_failed,
+                "wall_s": round(wall, 2),
+                "studies_per_min": round(60.0 * summary.n_studies / wall, 1),
+                "median_study_s": round(statistics.median(per_study), 2) if per_study else None,
+            }
+        )
+    base = rows[0]["studies_per_min"]
+    for row in rows:
+        row["scaling"] = round(row["studies_per_min"] / base, 2) if base else None
+    t0 = time.perf_counter()
+    again = run_batch(
+        input_dir, out, config=config, options=options, workers=worker_counts[-1], resume=True
+    )
+    resume_wall = time.perf_counter() - t0
+    return {
+        "runs": rows,
+        "resume": {
+            "workers": worker_counts[-1],
+            "unchanged": again.n_unchanged,
+            "scored": again.n_scored,
+            "wall_s": round(resume_wall, 2),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=12, help="number of phantom studies")
+    parser.add_argument("--seed", type=int, default=0, help="cohort seed")
+    parser.add_argument(
+        "--workers",
+        type=_worker_counts,
+        default=[1, 2],
+        help="comma-separated worker counts (default 1,2)",
+    )
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="folder for the phantom studies (kept; reused when not empty)",
+    )
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="octoscan-bench-") as tmp:
+        work = Path(tmp)
+        input_dir = args.input or work / "input"
+        t0 = time.perf_counter()
+        if not (input_dir.is_dir() and any(input_dir.iterdir())):
+            generate_cohort(
+                input_dir,
+                cohort_specs(args.n, seed=args.seed, kind="planar"),
+                workers=max(args.workers),
+            )
+        generation_s = time.perf_counter() - t0
+        figures = measure(input_dir, work, args.workers)
+    print(
+        f"{'workers':>7}  {'studies':>7}  {'ok':>3}  {'failed':>6}  {'wall s':>7}  "
+        f"{'studies/min':>11}  {'median s/study':>14}  {'scaling':>7}"
+    )
+    for r in figures["runs"]:  # type: ignore[union-attr]
+        print(
+            f"{r['workers']:>7}  {r['studies']:>7}  {r['ok']:>3}  {r['failed']:>6}  "
+            f"{r['wall_s']:>7.2f}  {r['studies_per_min']:>11.1f}  "
+            f"{r['median_study_s']:>14.2f}  {r['scaling']:>7.2f}"
+        )
+    res = figures["resume"]
+    print(
+        f"re-run with resume ({res['workers']} workers): {res['unchanged']} unchanged, "  # type: ignore[index]
+        f"{res['scored']} scored in {res['wall_s']:.2f} s; phantom generation "  # type: ignore[index]
+        f"{generation_s:.1f} s"
+    )
+    print(json.dumps({"benchmark": "batch_throughput", "n": args.n, **figures}, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
