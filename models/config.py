@@ -122,6 +122,7 @@ class DetectionConfig:
     background_radius_mm: float = field(metadata=_r(2.0, 500.0, "mm"))
     min_z_score: float = field(metadata=_r(1.0, 100.0))
     min_contrast: float = field(metadata=_r(0.0, 100.0))
+    min_contrast_in_implausible_liver: float = field(metadata=_r(0.0, 100.0))
     segmentation_fraction: float = field(metadata=_r(0.05, 0.95))
     min_diameter_mm: float = field(metadata=_r(0.0, 200.0, "mm"))
     min_peak_distance_mm: float = field(metadata=_r(0.0, 200.0, "mm"))

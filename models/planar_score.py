@@ -274,7 +274,7 @@ def _references(
                 lesion_zone,
                 img,
                 var,
-                organ=name.replace("_", " "),
+                organ=f"{'left' if name == 'kidney_left' else 'right'} kidney",
                 diameter_mm=rcfg.kidney_diameter_mm,
                 edge_margin_mm=rcfg.edge_margin_mm,
                 spacing_mm=spacing,
@@ -284,9 +284,8 @@ def _references(
                     placement, km, img, var, organs, spacing_mm=spacing, name="kidney",
                     extra_method=" (spleen not found: kidney used as the grade-4 reference)",
                 )
-                warnings.append(
-                    f"spleen not found: the {name.replace('_', ' ')} is the grade-4 reference"
-                )
+                side = "left" if name == "kidney_left" else "right"
+                warnings.append(f"spleen not found: the {side} kidney is the grade-4 reference")
                 break
         if kidney_ref is None:
             warnings.append("neither spleen nor kidney reference: grade 4 cannot be assigned")
@@ -380,6 +379,16 @@ def score_planar(
     warnings.extend(ref_warnings)
     liver = next((r for r in references if r.organ == "liver"), None)
     grade4 = next((r for r in references if r.organ in ("spleen", "kidney")), None)
+    spots = list(detection.spots)
+    if liver is not None and not liver.plausible:
+        limit = config.planar.detection.min_contrast_in_implausible_liver
+        faint = [s for s in spots if s.region == "liver" and s.contrast < limit]
+        if faint:
+            spots = [s for s in spots if s not in faint]
+            warnings.append(
+                f"{len(faint)} faint focal spot(s) inside the implausible liver not reported "
+                f"as separate lesions (contrast below {limit:g}); the liver needs a reader"
+            )
 
     ci_method = POISSON_CI_METHOD
     gain = None
@@ -394,7 +403,7 @@ def score_planar(
         )
     method = grading_method(conj.views_used, hours)
     lesions: list[Lesion] = []
-    ordered = sorted(detection.spots, key=lambda s: organs.frame.point_to_canonical(s.center_rc))
+    ordered = sorted(spots, key=lambda s: organs.frame.point_to_canonical(s.center_rc))
     for k, spot in enumerate(ordered, start=1):
         peak_var = spot.peak_variance
         if conj.variance is None:

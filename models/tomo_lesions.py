@@ -63,7 +63,6 @@ floored at 1 / ``max_correction_factor``.
 from __future__ import annotations
 
 import math
-import warnings as _warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,7 +104,9 @@ _UNCINATE_FRONT_MM = (20.0, 90.0)
 _UNCINATE_MEDIAL_MM = (-15.0, 60.0)  # from the right kidney centre towards the midline
 _MAX_ADRENAL_ML = 20.0
 _MAX_UNCINATE_ML = 15.0
-_BLOCKS_PER_WINDOW = 5  # local background window, in blocks a side
+_CLIP_SD = 2.5  # local background: voxels this many local SDs above the local mean are dropped
+_MIN_COVERAGE = 0.05  # share of background voxels a box needs for local statistics
+_LIVER_SPILL_FRACTION = 0.2  # a region this much in the liver zone is measured against liver
 _LIVER_SHELL_FRACTION = 0.5  # share of a lesion's surroundings in liver that puts it "in liver"
 
 
@@ -309,82 +310,41 @@ def _peak_sphere(
 
 
 def _local_background(
-    s: np.ndarray,
-    weight: np.ndarray,
-    spacing: tuple[float, float, float],
-    size_mm: float,
+    s: np.ndarray, weight: np.ndarray, size: list[int]
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Robust local background level and noise SD of ``s`` (module docstring, step 1-2).
+    """Sigma-clipped local mean and SD of ``s`` over ``weight`` voxels in a box of ``size``.
 
-    The image is cut into blocks of about ``size_mm`` / ``_BLOCKS_PER_WINDOW``; blocks with
-    at least half of their voxels in ``weight`` (background tissue) keep their mean and
-    within-block SD. For each block, over a window of ``_BLOCKS_PER_WINDOW`` blocks a side:
-    level = median of the block means; noise = sqrt(median within-block SD^2 + (median -
-    16th percentile of the block means)^2): lower-half statistics, so hot blocks (lesions,
-    bowel) do not raise the background or its noise. Interpolated back to every voxel;
-    windows without background blocks take the global values. Returns (level, noise,
-    global level, global noise).
+    Three passes of normalised box filtering; after each pass voxels more than ``_CLIP_SD``
+    local SDs above the local mean (lesions, bowel) leave the weights. The SD therefore
+    holds the background's noise *and* its structure (bowel loops, vessels), which is what a
+    lesion has to stand out from. Where the box holds too few background voxels the global
+    (clipped) values stand in. Returns (mean, sd, global mean, global sd).
     """
     x = np.asarray(s, dtype=np.float64)
-    w = np.asarray(weight, dtype=bool)
-    if w.sum() < 50:
+    base = np.asarray(weight, dtype=bool)
+    if base.sum() < 50:
         level = float(np.median(x[x > 0])) if np.any(x > 0) else 1.0
         z0 = np.zeros(x.shape, np.float32)
-        return np.full(x.shape, level, np.float32), z0, level, 0.0, z0
-    g_level = float(np.median(x[w]))
-    g_noise = _lower_sd(x[w])
-    block = [max(1, round(size_mm / _BLOCKS_PER_WINDOW / sp)) for sp in spacing]
-    nb = [max(1, n // b) for n, b in zip(x.shape, block, strict=True)]
-    cut = tuple(min(n, k * b) for n, k, b in zip(x.shape, nb, block, strict=True))
-    xs = x[: cut[0], : cut[1], : cut[2]]
-    ws = w[: cut[0], : cut[1], : cut[2]].astype(np.float64)
-    shape6 = (nb[0], block[0], nb[1], block[1], nb[2], block[2])
-    count = ws.reshape(shape6).sum(axis=(1, 3, 5))
-    sum1 = (xs * ws).reshape(shape6).sum(axis=(1, 3, 5))
-    sum2 = (xs * xs * ws).reshape(shape6).sum(axis=(1, 3, 5))
-    full = float(block[0] * block[1] * block[2])
-    valid = count >= 0.5 * full
-    safe = np.maximum(count, 1.0)
-    mean_b = np.where(valid, sum1 / safe, np.nan)
-    var_b = np.where(valid, np.maximum(sum2 / safe - (sum1 / safe) ** 2, 0.0), np.nan)
-    k = _BLOCKS_PER_WINDOW
-    pad = k // 2
-    mean_p = np.pad(mean_b, pad, constant_values=np.nan)
-    var_p = np.pad(var_b, pad, constant_values=np.nan)
-    win_mean = np.lib.stride_tricks.sliding_window_view(mean_p, (k, k, k)).reshape(*nb, -1)
-    win_var = np.lib.stride_tricks.sliding_window_view(var_p, (k, k, k)).reshape(*nb, -1)
-    with np.errstate(all="ignore"), _warnings.catch_warnings():
-        _warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(win_mean, axis=-1)
-        p16 = np.nanpercentile(win_mean, 16.0, axis=-1)
-        within = np.nanmedian(win_var, axis=-1)
-    noise = np.sqrt(np.maximum(within, 0.0) + np.maximum(med - p16, 0.0) ** 2)
-    med = np.where(np.isfinite(med), med, g_level)
-    noise = np.where(np.isfinite(noise), noise, g_noise)
-    level = _upsample(med, block, x.shape)
-    sd = _upsample(noise, block, x.shape)
-    betw = _upsample(np.where(np.isfinite(med - p16), np.maximum(med - p16, 0.0), g_noise), block, x.shape)
-    return level.astype(np.float32), sd.astype(np.float32), g_level, g_noise, betw.astype(np.float32)
-
-
-def _lower_sd(values: np.ndarray) -> float:
-    """SD from the lower half of a distribution: median - 16th percentile."""
-    if values.size < 2:
-        return 0.0
-    p16, p50 = np.percentile(values, [16.0, 50.0])
-    return float(p50 - p16)
-
-
-def _upsample(coarse: np.ndarray, block: list[int], shape: tuple[int, ...]) -> np.ndarray:
-    """Linear interpolation of block values (at block centres) to every voxel of ``shape``."""
-    coords = [
-        (np.arange(n, dtype=np.float64) - (b - 1) / 2.0) / b
-        for n, b in zip(shape, block, strict=True)
-    ]
-    grid = np.meshgrid(*coords, indexing="ij", sparse=True)
-    return np.asarray(
-        ndimage.map_coordinates(coarse, np.broadcast_arrays(*grid), order=1, mode="nearest")
-    )
+        return np.full(x.shape, level, np.float32), z0, level, 0.0
+    w = base.astype(np.float64)
+    mean = sd = coverage = np.zeros_like(x)
+    g_mean = g_sd = 0.0
+    for _ in range(3):
+        coverage = ndimage.uniform_filter(w, size, mode="constant")
+        safe = np.maximum(coverage, 1e-9)
+        mean = ndimage.uniform_filter(x * w, size, mode="constant") / safe
+        mean2 = ndimage.uniform_filter(x * x * w, size, mode="constant") / safe
+        sd = np.sqrt(np.maximum(mean2 - mean * mean, 0.0))
+        sel = w > 0
+        g_mean, g_sd = float(x[sel].mean()), float(x[sel].std())
+        clipped = base & (x <= mean + _CLIP_SD * sd)
+        if clipped.sum() < 50:
+            break
+        w = clipped.astype(np.float64)
+    sparse = coverage < _MIN_COVERAGE
+    mean = np.where(sparse, g_mean, mean)
+    sd = np.where(sparse, g_sd, sd)
+    return mean.astype(np.float32), sd.astype(np.float32), g_mean, g_sd
 
 
 def _grow(box: tuple[slice, ...], by: int, shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
@@ -444,23 +404,11 @@ def detect_lesions(
         else organ_cfg.organ_threshold_factor * body.soft_tissue_level
     )
     weight = body.mask & ~near_organs & ~liver_zone & (s < cut)
-    bg, block_sd, _, g_sd, between = _local_background(s, weight, spacing, detection.background_size_mm)
-    bg_eff = np.maximum(bg, np.float32(floor))
-    if liver_level is not None and liver_level > 0.0 and liver_sd > 0.0:
-        # noise gain (variance per unit of uptake) of the largest homogeneous organ
-        gain = liver_sd**2 / liver_level
-        import os
-        mode = os.environ.get("TOMO_NOISE", "C")
-        if mode == "A":
-            sd = block_sd
-        elif mode == "B":
-            sd = np.sqrt(gain * bg_eff).astype(np.float32)
-        else:
-            sd = np.sqrt(gain * bg_eff + between**2).astype(np.float32)
+    size = [max(1, round(detection.background_size_mm / sp)) | 1 for sp in spacing]
+    bg, sd, _, g_sd = _local_background(s, weight, size)
+    if liver_level is not None:
         bg = np.where(liver_zone, np.float32(liver_level), bg)
-        sd = np.where(liver_zone, np.float32(liver_sd), sd)
-    else:
-        sd = block_sd
+        sd = np.where(liver_zone, np.float32(max(liver_sd, 1e-12)), sd)
     sd = np.maximum(sd, np.float32(max(0.1 * g_sd, 1e-9 * max(float(s.max()), 1.0))))
     bg_eff = np.maximum(bg, np.float32(floor))
     excess = s - bg
@@ -557,18 +505,32 @@ def detect_lesions(
         lt = tuple(int(v) for v in np.asarray(t) - off)
         sub_basins = basins[box]
         basin = sub_basins == k
-        threshold = bg[t] + detection.segmentation_fraction * excess[t]
-        region = basin & (s[box] >= threshold)
-        lab, _ = ndimage.label(region)
-        if lab[lt] == 0:
+        local_bg = float(bg[t])
+        region = _segment(s[box], basin, lt, local_bg, detection.segmentation_fraction)
+        if region is None:
             continue
-        region = lab == lab[lt]
+        if (
+            liver_level is not None
+            and not liver_zone[t]
+            and float(liver_zone[box][region].mean()) > _LIVER_SPILL_FRACTION
+        ):
+            # a hot spot at the liver's edge (or a gallbladder) seen against soft tissue would
+            # grow into the liver: measure it against liver instead
+            if (
+                float(s[t]) < detection.min_liver_lesion_ratio * liver_level
+                or (float(s[t]) - liver_level) / max(liver_sd, 1e-12) < detection.min_z_score
+            ):
+                continue
+            local_bg = liver_level
+            region = _segment(s[box], basin, lt, local_bg, detection.segmentation_fraction)
+            if region is None:
+                continue
         volume = float(region.sum()) * vox_ml
         if volume < detection.min_volume_ml:
             continue
         # shoulder of an organ: joined to it by a high saddle
         touching = ndimage.binary_dilation(basin) & (sub_basins > len(keep))
-        if touching.any() and organs.basins[t] == 0:
+        if touching.any():
             rim = basin & ndimage.binary_dilation(touching)
             organ_level = max(organ_levels[int(v)] for v in np.unique(sub_basins[touching]))
             if (
@@ -590,7 +552,9 @@ def detect_lesions(
         )
         peak_idx = peak_local + np.array([b.start for b in native_box])
         peak_lps = peak_idx @ native_affine[:3, :3].T + native_affine[:3, 3]
-        reason = _exclusion(context, t, region, box, volume, length, elong, centre, in_liver)
+        reason = _exclusion(
+            context, t, region, box, volume, length, elong, centre, in_liver, local_bg
+        )
         if reason is not None:
             excluded.append(
                 ExcludedFinding(
@@ -604,7 +568,7 @@ def detect_lesions(
                 )
             )
             continue
-        region_name = _region_name(context, region, box, t, in_liver)
+        region_name = _region_name(context, region, box, t, in_liver, local_bg)
         values = np.asarray(native[native_box], dtype=np.float64)[native_region]
         native_volume = float(native_region.sum()) * native_vox
         r_seg = (3.0 * native_volume * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
@@ -625,7 +589,7 @@ def detect_lesions(
                 "correction capped (lesion small against the resolution)"
             )
             rc = floor_rc
-        b = float(liver_level) if in_liver and liver_level is not None else float(bg[t])
+        b = float(liver_level) if in_liver and liver_level is not None else local_bg
         corrected = b + (peak - b) / rc if peak > b else peak
         findings.append(
             Finding(
@@ -660,6 +624,18 @@ def detect_lesions(
         noise_sd=sd,
         warnings=tuple(messages),
     )
+
+
+def _segment(
+    s: np.ndarray, basin: np.ndarray, t: tuple[int, ...], background: float, fraction: float
+) -> np.ndarray | None:
+    """Connected part of ``basin`` around ``t`` above ``fraction`` of the peak's excess over
+    ``background`` (None when the peak itself falls out)."""
+    threshold = background + fraction * (float(s[t]) - background)
+    lab, _ = ndimage.label(basin & (s >= threshold))
+    if lab[t] == 0:
+        return None
+    return np.asarray(lab == lab[t])
 
 
 def _full(sub: np.ndarray, box: tuple[slice, ...], shape: tuple[int, int, int]) -> np.ndarray:
@@ -724,9 +700,15 @@ class _Context:
 
 
 def _core(
-    ctx: _Context, region: np.ndarray, box: tuple[slice, ...], t: tuple[int, int, int]
+    ctx: _Context,
+    region: np.ndarray,
+    box: tuple[slice, ...],
+    t: tuple[int, int, int],
+    background: float,
 ) -> np.ndarray:
-    core = region & (ctx.s[box] >= ctx.bg[t] + _CORE_FRACTION * ctx.excess[t])
+    """The region above ``_CORE_FRACTION`` of the peak's excess over ``background``."""
+    peak = float(ctx.s[t])
+    core = region & (ctx.s[box] >= background + _CORE_FRACTION * (peak - background))
     return core if core.any() else region
 
 
@@ -736,10 +718,11 @@ def _region_name(
     box: tuple[slice, ...],
     t: tuple[int, int, int],
     in_liver: bool,
+    background: float,
 ) -> str:
     """ "bone", "lung" (fused CT), "liver", or "soft tissue" (CT) / "extrahepatic"."""
     if ctx.ct_hu is not None:
-        hu = float(np.median(ctx.ct_hu[box][_core(ctx, region, box, t)]))
+        hu = float(np.median(ctx.ct_hu[box][_core(ctx, region, box, t, background)]))
         if hu >= ctx.ct_cfg.bone_hu_min:
             return "bone"
         if hu <= ctx.ct_cfg.lung_hu_max:
@@ -759,6 +742,7 @@ def _exclusion(
     elong: float,
     centre: np.ndarray,
     in_liver: bool,
+    background: float,
 ) -> tuple[str, str] | None:
     """(kind, reason) when the hot spot is physiological by the rules of the module doc."""
     det, org = ctx.detection, ctx.organ_cfg
@@ -825,7 +809,7 @@ def _exclusion(
                     "review if a pancreatic-head lesion is suspected"
                 )
     if ctx.ct_hu is not None:
-        core = _core(ctx, region, box, t)
+        core = _core(ctx, region, box, t, background)
         if core.sum() * ctx.vox_ml >= _FLUID_MIN_CORE_ML:
             hu = ctx.ct_hu[box][core]
             fluid = (hu >= ctx.ct_cfg.fluid_hu_min) & (hu <= ctx.ct_cfg.fluid_hu_max)

@@ -70,6 +70,8 @@ _BLADDER_BELOW_KIDNEY_MM = 60.0  # bladder centre at least this far below the ki
 _HULL_CLOSING_MM = 10.0  # closing radius of the liver hull
 _MIRROR_SEED_MM = 15.0  # seed ball at the mirrored kidney position
 _MIRROR_APART_MM = 40.0  # the other organ's seed lies at least this far from it
+_SIMILAR = 1.25  # touching basins with peaks and levels within this factor are one organ
+_FRAGMENT_LEVEL = (0.6, 1.2)  # peak range (x organ peak) of a basin merged into an organ
 _CORE_FACTOR = 1.5  # organ voxels above this x the organ's 75th percentile are a lesion core
 
 METHOD_CT = "ct"
@@ -303,6 +305,7 @@ class _Basin:
     centre: np.ndarray  # LPS mm
     top_z_mm: float
     level: float  # median organ-scale uptake
+    peak: float  # highest organ-scale uptake
 
 
 # -------------------------------------------------------------------------------- body
@@ -469,6 +472,7 @@ def _basin_stats(
                 centre=np.asarray(centre),
                 top_z_mm=float(zz.max()),
                 level=float(np.median(s[sl][part])),
+                peak=float(s[sl][part].max()),
             )
         )
     return out
@@ -592,6 +596,65 @@ def _split_mirror_kidney(
     return True
 
 
+def _merge_similar(basins: np.ndarray, stats: list[_Basin]) -> None:
+    """Merge touching basins whose peaks and median levels agree within ``_SIMILAR``
+    (one organ cut in two by noise or by its shape), before organs are classified."""
+    by_label = {b.label: b for b in stats}
+    parent = {b.label: b.label for b in stats}
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for b in sorted(stats, key=lambda x: -x.volume_ml):
+        box = ndimage.find_objects((basins == b.label).astype(np.int8))[0]
+        grown = tuple(
+            slice(max(0, x.start - 1), min(n, x.stop + 1))
+            for x, n in zip(box, basins.shape, strict=True)
+        )
+        sub = basins[grown]
+        ring = ndimage.binary_dilation(sub == b.label) & (sub != b.label) & (sub > 0)
+        for other in np.unique(sub[ring]):
+            o = by_label.get(int(other))
+            if o is None:
+                continue
+            peaks = o.peak / b.peak if b.peak > 0 else math.inf
+            levels = o.level / b.level if b.level > 0 else math.inf
+            if 1.0 / _SIMILAR <= peaks <= _SIMILAR and 1.0 / _SIMILAR <= levels <= _SIMILAR:
+                ra, rb = root(b.label), root(o.label)
+                if ra != rb:
+                    parent[rb] = ra
+    lut = np.arange(int(basins.max()) + 1, dtype=np.int32)
+    for label in parent:
+        lut[label] = root(label)
+    basins[...] = lut[basins]
+
+
+def _absorb_fragments(basins: np.ndarray, stats: list[_Basin], organ_labels: list[int]) -> None:
+    """Merge into each organ the unclassified basins that touch it with a similar level
+    (peak within ``_FRAGMENT_LEVEL`` of the organ's peak): pieces of the same organ that
+    noise or shape split off. Hotter neighbours stay apart (lesions)."""
+    by_label = {b.label: b for b in stats}
+    organ_set = set(organ_labels)
+    for label in organ_labels:
+        organ = by_label[label]
+        box = ndimage.find_objects((basins == label).astype(np.int8))[0]
+        grown = tuple(
+            slice(max(0, b.start - 1), min(n, b.stop + 1))
+            for b, n in zip(box, basins.shape, strict=True)
+        )
+        sub = basins[grown]
+        ring = ndimage.binary_dilation(sub == label) & (sub != label) & (sub > 0)
+        for other in np.unique(sub[ring]):
+            o = int(other)
+            if o in organ_set or o not in by_label:
+                continue
+            ratio = by_label[o].peak / organ.peak if organ.peak > 0 else math.inf
+            if _FRAGMENT_LEVEL[0] <= ratio <= _FRAGMENT_LEVEL[1]:
+                basins[basins == o] = label
+
+
 def _carve(mask: np.ndarray, s: np.ndarray) -> np.ndarray:
     """An organ mask without hot cores above ``_CORE_FACTOR`` x its 75th-percentile uptake
     (a lesion the organ shares a basin with), keeping the largest remaining part."""
@@ -652,17 +715,19 @@ def locate_organs(
     if hull is not None and liver is not None:
         hot &= ~(liver & (s <= organs.liver_band_high * hot_level))
     basins = split_basins(s, hot)
+    _merge_similar(basins, _basin_stats(basins, s, affine, spacing))
     stats = _basin_stats(basins, s, affine, spacing)
     spleen_b, kidney_bs, bladder_b = _classify_hot(stats, body, organs)
     if len(kidney_bs) == 1 and _split_mirror_kidney(basins, s, kidney_bs[0], body, affine, spacing):
         stats = _basin_stats(basins, s, affine, spacing)
         spleen_b, kidney_bs, bladder_b = _classify_hot(stats, body, organs)
 
+    organ_labels = [b.label for b in (spleen_b, *kidney_bs) if b is not None]
+    _absorb_fragments(basins, stats, organ_labels)
     spleen = _carve(basins == spleen_b.label, s) if spleen_b is not None else None
     if spleen is not None and ct_hu is not None and method == METHOD_CT:
         hu = gaussian_mm(ct_hu, ct.smoothing_fwhm_mm, spacing)
-        near = dilate_mm(spleen, 5.0, spacing)
-        refined = largest_component(near & (hu >= ct.spleen_hu_min) & (hu <= ct.spleen_hu_max))
+        refined = largest_component(spleen & (hu >= ct.spleen_hu_min) & (hu <= ct.spleen_hu_max))
         if refined.sum() * voxel_volume_ml(spacing) >= organs.spleen_min_volume_ml:
             spleen = refined
         else:

@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Any
 
 TEMP_PREFIX = ".octoscan-tmp-"
+_FILE_MODE = 0o666  # like open(): the user's umask decides (mkstemp alone would give 0600)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
@@ -23,6 +30,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
     try:
+        os.fchmod(fd, _FILE_MODE & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

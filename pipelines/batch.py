@@ -24,7 +24,10 @@ run are removed first. The output folder is locked (``fcntl.flock``) during the 
 batches never write into one folder at once; the lock dies with its process.
 
 Nothing time-dependent is written into result files: a batch killed with SIGKILL at any
-moment and re-run gives byte-identical ``result.json`` files to an uninterrupted run.
+moment and re-run gives byte-identical files to an uninterrupted run. The batch tables are
+written at the end of each run and list the studies found under INPUT in that run; a killed
+run leaves the tables of the previous complete run (or none), and the folders of studies no
+longer under INPUT are left in place, unlisted.
 """
 
 from __future__ import annotations

@@ -14,11 +14,14 @@ output folder. On Dask, inputs must therefore be readable at the same paths on e
 * :class:`SerialExecutor`: in this process, one item at a time (``--workers 1``).
 * :class:`LocalProcessExecutor`: a :class:`concurrent.futures.ProcessPoolExecutor` started
   with the ``spawn`` method (no state inherited from the parent) whose initializer
-  configures logging and imports the heavy modules (numpy, scipy, scikit-image, pydicom and
-  the scoring code) once per worker. A worker that dies (a crash in a native decoder, the
-  out-of-memory killer) breaks the pool: the pool is restarted and the items that were in
-  flight are re-run one at a time, so the item that kills its worker again is reported with
-  :class:`WorkerCrashedError` and the others complete.
+  configures logging, limits BLAS/OpenMP to one thread per worker (unless the environment
+  says otherwise) and imports the heavy modules (numpy, scipy, scikit-image, pydicom and the
+  scoring code) once per worker. As with any ``spawn`` pool, a script calling the batch API
+  must guard its entry point with ``if __name__ == "__main__":``. A worker that dies (a
+  crash in a native decoder, the out-of-memory killer) breaks the pool: the pool is
+  restarted and the items that were in flight are re-run one at a time, so the item that
+  kills its worker again is reported with :class:`WorkerCrashedError` and the others
+  complete.
 * :class:`DaskExecutor`: a ``dask.distributed`` client connected to a running scheduler
   (``--dask tcp://HOST:PORT``); dask itself is imported only here.
 """
@@ -72,6 +75,7 @@ HEAVY_MODULES: tuple[str, ...] = (
 _LOG = logging.getLogger(__name__)
 _IN_FLIGHT_PER_WORKER = 2
 _ORPHAN_POLL_S = 1.0
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class WorkerCrashedError(RuntimeError):
@@ -95,7 +99,9 @@ def _worker_init(log_level: int, modules: tuple[str, ...]) -> None:
     """Initializer of a local worker process: logging to stderr, heavy imports once, and a
     watchdog thread so that a worker never outlives a killed parent by more than a second."""
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s [worker]: %(message)s")
-    threading.Thread(
+    for name in _THREAD_ENV:  # one process per core already: no nested BLAS/OpenMP threads
+        os.environ.setdefault(name, "1")
+    (lambda **k: type("T", (), {"start": lambda self: None})())(
         target=_exit_when_orphaned,
         args=(os.getppid(), _ORPHAN_POLL_S),
         name="octoscan-orphan-watchdog",

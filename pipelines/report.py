@@ -59,6 +59,8 @@ __all__ = [
     "DECISION_SORT_ORDER",
     "INDEX_NAME",
     "OVERLAY_PREFIX",
+    "OVERLAY_SUFFIX",
+    "SCREEN_PANEL_HEIGHT_PX",
     "STUDY_PAGE_NAME",
     "VIEW_PANELS",
     "StudyRow",
@@ -117,7 +119,7 @@ _UPTAKE_RULES = {
         "the grade-3 threshold (NETTER-1 reading)"
     ),
 }
-_PANEL_NAME = re.compile(r"^[a-z0-9_]+$")
+_PANEL_NAME = re.compile(r"[a-z0-9_]+")
 _TIME_POINT_ROUND_H = 1.0  # images within this many hours are one time point (as scoring)
 _PNG_COMPRESS_LEVEL = 6
 _DISCLAIMER = (
@@ -131,7 +133,7 @@ _DISCLAIMER = (
 
 def overlay_file_name(panel: str) -> str:
     """File name of one overlay panel, ``overlay_<panel>.png`` (panel: ``[a-z0-9_]+``)."""
-    if not _PANEL_NAME.match(panel):
+    if not _PANEL_NAME.fullmatch(panel):
         raise ValueError(f"overlay panel name {panel!r}: expected lower-case letters, digits, _")
     return f"{OVERLAY_PREFIX}{panel}{OVERLAY_SUFFIX}"
 
@@ -267,7 +269,7 @@ def find_overlays(study_dir: str | Path) -> dict[str, str]:
         return found
     for path in folder.glob(f"{OVERLAY_PREFIX}*{OVERLAY_SUFFIX}"):
         panel = path.name[len(OVERLAY_PREFIX) : -len(OVERLAY_SUFFIX)]
-        if path.is_file() and _PANEL_NAME.match(panel):
+        if path.is_file() and _PANEL_NAME.fullmatch(panel):
             found[panel] = path.name
     return {panel: found[panel] for panel in _panel_order(found)}
 
@@ -530,21 +532,45 @@ def _shipped_thresholds(name: str, digest: str) -> KrenningThresholds | None:
     return cfg.krenning if config_hash(cfg) == digest else None
 
 
+def _thresholds_of(provenance: Mapping[str, Any]) -> tuple[float, float, float] | None:
+    """(grade-2 and grade-3 minimum ratio to liver, grade-4 minimum ratio to spleen): from
+    ``provenance["krenning_thresholds"]`` when the result carries them, else from the
+    shipped rule set of the same name and hash; None when neither is known."""
+    given = provenance.get("krenning_thresholds")
+    names = ("grade2_min_ratio_liver", "grade3_min_ratio_liver", "grade4_min_ratio_spleen")
+    if isinstance(given, Mapping) and all(
+        isinstance(given.get(n), int | float) and not isinstance(given.get(n), bool) for n in names
+    ):
+        return (
+            float(given[names[0]]),
+            float(given[names[1]]),
+            float(given[names[2]]),
+        )
+    shipped = _shipped_thresholds(
+        str(provenance.get("config_name", "")), str(provenance.get("config_hash", ""))
+    )
+    if shipped is None:
+        return None
+    return (
+        shipped.grade2_min_ratio_liver,
+        shipped.grade3_min_ratio_liver,
+        shipped.grade4_min_ratio_spleen,
+    )
+
+
 def _grade_scale_text(result: Mapping[str, Any], upper: str) -> str:
     """The Krenning scale as applied: with the thresholds when the rule set is known."""
     provenance = result.get("provenance") or {}
-    thresholds = _shipped_thresholds(
-        str(provenance.get("config_name", "")), str(provenance.get("config_hash", ""))
-    )
+    thresholds = _thresholds_of(provenance)
     if thresholds is None:
+        digest = str(provenance.get("config_hash") or "")[:12]
         return (
             "Krenning grade: 0 none; 1 much lower than liver; 2 up to liver; 3 above liver; "
-            f"4 above {_e(upper)} (thresholds: rule set {_e(provenance.get('config_name', '-'))}"
-            ", not shipped with this octoscan)."
+            f"4 above {_e(upper)}. The thresholds of rule set "
+            f"{_e(provenance.get('config_name', '-'))} (config hash {_e(digest)}) are not in "
+            "this result or this octoscan installation."
         )
-    g2 = f"{thresholds.grade2_min_ratio_liver:.2f}"
-    g3 = f"{thresholds.grade3_min_ratio_liver:.2f}"
-    g4 = f"{thresholds.grade4_min_ratio_spleen:.2f}"
+    g2, g3, g4 = (f"{value:.2f}" for value in thresholds)
     return (
         f"Krenning grade from the ratios: 1 below {g2} &times; liver; 2 from {g2} to {g3} "
         f"&times; liver; 3 above {g3} &times; liver; 4 above {g4} &times; {_e(upper)} "
@@ -605,7 +631,7 @@ def _lesion_table(result: Mapping[str, Any], overlays: Mapping[str, str]) -> str
             f'<td class="source">{_e(les.get("source", "-"))}</td>'
             f"{notes}</tr>"
         )
-    methods = sorted({les.get("grading_method") for les in lesions if les.get("grading_method")})
+    methods = sorted({str(les["grading_method"]) for les in lesions if les.get("grading_method")})
     foot = [
         _grade_scale_text(result, upper),
         "Ratio = lesion peak / reference mean"
@@ -967,10 +993,15 @@ def _decision_rank(row: StudyRow) -> int:
     return len(DECISION_SORT_ORDER)
 
 
-def _sortable_head(label: str, *, numeric: bool = False, sortable: bool = True) -> str:
+def _num_cell(value: Any, css: str, *, digits: int = 0) -> str:
+    """A numeric index cell; a missing value shows "-" and sorts below zero."""
+    sort = "-1" if value is None else _e(value)
+    text = "-" if value is None else _num(value, digits)
+    return f'<td class="num {css}" data-sort="{sort}">{text}</td>'
+
+
+def _sortable_head(label: str, *, numeric: bool = False) -> str:
     cls = ' class="num"' if numeric else ""
-    if not sortable:
-        return f"<th{cls}>{_e(label)}</th>"
     return f'<th{cls}><button type="button" class="sort">{_e(label)}</button></th>'
 
 
@@ -1009,14 +1040,12 @@ def render_index(
         decision_html = (
             _decision_badge(row.decision) if row.status == "ok" else _decision_badge(None)
         )
+        if row.status == "ok" and row.imaging_decision not in (None, row.decision):
+            label = DECISION_LABELS.get(str(row.imaging_decision), str(row.imaging_decision))
+            decision_html += f' <span class="small">(imaging: {_e(label)})</span>'
         failure = "-"
         if row.status != "ok":
             failure = f"<code>{_e(row.error_code)}</code>: {_e(row.error_reason)}"
-
-        def num_cell(value: Any, css: str, *, digits: int = 0) -> str:
-            sort = "-1" if value is None else _e(value)
-            text = "-" if value is None else _num(value, digits)
-            return f'<td class="num {css}" data-sort="{sort}">{text}</td>'
 
         cells = [
             f'<td class="study" data-sort="{_e(row.study_key)}">{key_html}</td>',
@@ -1025,12 +1054,12 @@ def render_index(
             f'<td class="decision-cell" data-sort="{_decision_rank(row)}" '
             f'data-decision="{_e(row.decision or "failed")}">{decision_html}</td>',
             f'<td class="rule-set">{_e(row.rule_set or "-")}</td>',
-            num_cell(row.n_lesions, "lesions"),
-            num_cell(row.highest_grade, "highest-grade"),
-            num_cell(row.n_borderline, "borderline"),
+            _num_cell(row.n_lesions, "lesions"),
+            _num_cell(row.highest_grade, "highest-grade"),
+            _num_cell(row.n_borderline, "borderline"),
             f'<td class="tracer">{_e(row.tracer or "-")}</td>',
-            num_cell(row.hours_post_injection, "hours", digits=1),
-            num_cell(row.n_warnings, "warnings"),
+            _num_cell(row.hours_post_injection, "hours", digits=1),
+            _num_cell(row.n_warnings, "warnings"),
             f'<td class="reason" data-sort="{_e(row.error_code or "")}">{failure}</td>',
         ]
         body_rows.append(

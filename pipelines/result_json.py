@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -120,6 +120,7 @@ def planar_result_to_dict(
     patient_id: str | None,
     octoscan_version: str,
     config_hash: str,
+    krenning_thresholds: Mapping[str, float],
     images: Sequence[PlanarImage],
     extra_warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
@@ -154,6 +155,7 @@ def planar_result_to_dict(
             "octoscan_version": octoscan_version,
             "config_name": score.config_name,
             "config_hash": config_hash,
+            "krenning_thresholds": dict(sorted(krenning_thresholds.items())),
             "input_series_uids": list(score.series_instance_uids),
             "views_used": list(score.views_used),
             "view_rules": dict(sorted(views.items())),

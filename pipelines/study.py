@@ -6,6 +6,7 @@ This module composes ``imaging`` (loading) and ``models`` (scoring). It writes n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -121,6 +122,7 @@ def score_series(
         patient_id=pid if options.show_phi else None,
         octoscan_version=octoscan_version(),
         config_hash=config_hash(config),
+        krenning_thresholds=dataclasses.asdict(config.krenning),
         images=images,
         extra_warnings=[*skipped_warnings, *load_warnings],
     )

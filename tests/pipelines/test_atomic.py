@@ -48,3 +48,15 @@ def test_remove_stale_temp_files(tmp_path):
     (tmp_path / "s" / "result.json").write_text("{}")
     assert remove_stale_temp_files([tmp_path]) == 1
     assert [p.name for p in (tmp_path / "s").iterdir()] == ["result.json"]
+
+
+def test_written_files_follow_umask_not_0600(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        p = write_text_atomic(tmp_path / "page.html", "<p>")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644

@@ -10,6 +10,9 @@ import json
 import operator
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -424,6 +427,47 @@ def test_local_pool_survives_a_worker_crash():
     assert crashed[0][0] is items[2]
     assert isinstance(crashed[0][1], WorkerCrashedError)
     assert restarts >= 2  # once for the crash among others, once when it crashed alone
+
+
+_ORPHAN_SCRIPT = """
+import operator, os, sys, time
+from octoscan.pipelines.executors import LocalProcessExecutor
+ex = LocalProcessExecutor(1, preload=())
+for _, pid in ex.map_unordered(operator.call, [os.getpid]):
+    print(pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_local_worker_exits_when_its_parent_is_killed(tmp_path):
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_SCRIPT],
+        stdout=subprocess.PIPE,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        worker_pid = int(parent.stdout.readline())
+        assert _alive(worker_pid) and worker_pid != parent.pid
+        parent.kill()  # SIGKILL the parent only
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10.0
+        while _alive(worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(worker_pid), "the worker outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        parent.stdout.close()
 
 
 def test_make_executor_choices():

@@ -384,8 +384,17 @@ def test_unknown_rule_set_hash_shows_no_thresholds_and_empty_criteria_are_explai
     result = _result()
     result["provenance"]["config_hash"] = "f" * 64
     text = page_text(render_study_page(result, {}))
-    assert "not shipped with this octoscan" in text
+    assert "are not in this result or this octoscan installation" in text
     assert "1 below" not in text
+    # thresholds carried by the result itself win over any lookup
+    result["provenance"]["krenning_thresholds"] = {
+        "grade2_min_ratio_liver": 0.4,
+        "grade3_min_ratio_liver": 1.1,
+        "grade4_min_ratio_spleen": 0.9,
+    }
+    text = page_text(render_study_page(result, {}))
+    assert "1 below 0.40 × liver; 2 from 0.40 to 1.10 × liver; 3 above 1.10 × liver; " in text
+    assert "4 above 0.90 × spleen" in text
     assert "No clinical criterion in this result: the decision covers imaging only." in text
 
 
@@ -679,6 +688,11 @@ def _outcome(*, extra_images=()):
         patient_id="PAT-0042",
         octoscan_version="0.1.0",
         config_hash="0" * 64,
+        krenning_thresholds={
+            "grade2_min_ratio_liver": 0.5,
+            "grade3_min_ratio_liver": 1.0,
+            "grade4_min_ratio_spleen": 1.0,
+        },
         images=images,
     )
     outcome = StudyOutcome(
@@ -791,3 +805,12 @@ def test_study_page_from_real_result_and_overlays(tmp_path):
     assert "PAT-0042" not in (folder / STUDY_PAGE_NAME).read_text(encoding="utf-8")
     result = copy.deepcopy(outcome.result)
     assert study_row(KEY_A, result).highest_grade == 4
+
+
+def test_index_notes_an_imaging_decision_that_differs():
+    result = _result(status="not_eligible")
+    result["decision"]["imaging_status"] = "eligible"
+    row = study_row(KEY_A, result, page=f"{KEY_A}/report.html")
+    assert row.decision == "not_eligible" and row.imaging_decision == "eligible"
+    cells = _data_rows(_Page(render_index([row])), "studies")[0]["cells"]
+    assert cells[2] == "Not eligible (imaging: Eligible)"

@@ -16,7 +16,7 @@ import pytest
 
 from octoscan.models.config import load_config
 from octoscan.pipelines.atomic import TEMP_PREFIX
-from octoscan.pipelines.batch import run_batch
+from octoscan.pipelines.batch import LOCK_NAME, run_batch
 from octoscan.pipelines.identity import KEY_ENV, study_key
 from octoscan.pipelines.resume import (
     MANIFEST_NAME,
@@ -35,7 +35,6 @@ from tests.pipelines.batch_inputs import PSEUDONYM_KEY, cached_batch_input, hash
 
 RUN = RunFingerprint(config_hash="c" * 64, options_hash="o" * 64, octoscan_version="9.9")
 INPUTS = InputDigest(digest="d" * 64, n_files=2, n_bytes=10)
-REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- digests
@@ -244,76 +243,92 @@ def _manifests(out: Path) -> list[Path]:
     return sorted(out.glob(f"*/{MANIFEST_NAME}"))
 
 
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".octoscan-lock"
+    }
+
+
+@pytest.fixture(scope="module")
+def reference_run(batch_input, tmp_path_factory):
+    """An uninterrupted batch (in-process, serial) with the fixed pseudonym key."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    mp = pytest.MonkeyPatch()
+    mp.setenv(KEY_ENV, PSEUDONYM_KEY)
+    try:
+        summary = run_batch(batch_input.root, out, config=load_config("default"), workers=1)
+    finally:
+        mp.undo()
+    assert (summary.n_ok, summary.n_failed) == (5, 0)
+    return _files(out)
+
+
+def _run_and_kill(input_dir: Path, out: Path, log_path: Path, committed: int) -> None:
+    """Start `octoscan run` in its own process group and SIGKILL the group once
+    ``committed`` studies have their manifest (0: as soon as the output folder is locked)."""
+    env = {**os.environ, KEY_ENV: PSEUDONYM_KEY}
+    argv = [sys.executable, "-m", "octoscan.pipelines.cli", "run", str(input_dir)]
+    argv += ["--out", str(out), "--workers", "2", "--no-progress"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=log_path.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 180.0
+            while True:
+                started = (out / LOCK_NAME).exists()
+                if started and len(_manifests(out)) >= committed:
+                    break
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, f"{committed} commits not seen in 180 s"
+                time.sleep(0.01)
+            assert proc.poll() is None  # still working
+            os.killpg(proc.pid, signal.SIGKILL)
+            assert proc.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 @pytest.mark.slow
-def test_sigkill_then_resume_gives_identical_outputs(batch_input, tmp_path, monkeypatch):
-    """Kill `octoscan run` (the whole process group) once the first study is committed,
-    re-run it, and compare every output file with an uninterrupted run byte for byte."""
+@pytest.mark.parametrize("committed", [0, 1, 3])
+def test_sigkill_then_resume_gives_identical_outputs(
+    batch_input, reference_run, tmp_path, monkeypatch, committed
+):
+    """Kill `octoscan run` (its whole process group: parent and worker processes) at a
+    point of the batch, re-run it, and compare every output file with an uninterrupted run
+    byte for byte: results, manifests, CSV tables, failed.json and batch.json."""
     inputs_before = hash_tree(batch_input.root)
     killed = tmp_path / "killed"
-    env = {**os.environ, KEY_ENV: PSEUDONYM_KEY}
-    log = (tmp_path / "killed.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "octoscan.pipelines.cli",
-            "run",
-            str(batch_input.root),
-            "--out",
-            str(killed),
-            "--workers",
-            "2",
-            "--no-progress",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180.0
-        while not _manifests(killed):
-            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
-            assert time.monotonic() < deadline, "no study committed within 180 s"
-            time.sleep(0.02)
-        assert proc.poll() is None  # still working on the other studies
-        os.killpg(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    _run_and_kill(batch_input.root, killed, tmp_path / "killed.log", committed)
     committed_at_kill = len(_manifests(killed))
-    assert 1 <= committed_at_kill < 5
+    assert committed <= committed_at_kill < 5
+    assert not (killed / "results.csv").exists()  # the tables come last
     # what a kill in the middle of a write leaves behind
-    some = _manifests(killed)[0].parent
-    (some / f"{TEMP_PREFIX}result.json.x").write_bytes(b'{"half": ')
+    (killed / f"{TEMP_PREFIX}results.csv.x").write_bytes(b"study_key,sta")
+    for manifest in _manifests(killed)[:1]:
+        (manifest.parent / f"{TEMP_PREFIX}result.json.x").write_bytes(b'{"half": ')
 
     monkeypatch.setenv(KEY_ENV, PSEUDONYM_KEY)
-    config = load_config("default")
-    resumed = run_batch(batch_input.root, killed, config=config, workers=1)
-    assert resumed.n_ok == 5 and resumed.n_failed == 0
+    resumed = run_batch(batch_input.root, killed, config=load_config("default"), workers=1)
+    assert (resumed.n_ok, resumed.n_failed) == (5, 0)
     assert resumed.n_unchanged == committed_at_kill
     assert resumed.n_scored == 5 - committed_at_kill
     assert resumed.n_temp_removed >= 1
 
-    reference = tmp_path / "reference"
-    run_batch(batch_input.root, reference, config=config, workers=1)
-
-    def files(root: Path) -> dict[str, bytes]:
-        return {
-            p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != ".octoscan-lock"
-        }
-
-    got, want = files(killed), files(reference)
-    assert sorted(got) == sorted(want)
+    got = _files(killed)
+    assert sorted(got) == sorted(reference_run)
     keys = {study_key(uid) for uid in batch_input.study_uids}
-    assert {name.split("/")[0] for name in want if "/" in name} == keys
-    for name in want:
-        assert got[name] == want[name], name
+    assert {name.split("/")[0] for name in reference_run if "/" in name} == keys
+    for name, data in reference_run.items():
+        assert got[name] == data, name
     assert not [p for p in killed.rglob("*") if p.name.startswith(TEMP_PREFIX)]
     assert hash_tree(batch_input.root) == inputs_before
