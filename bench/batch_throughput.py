@@ -5,8 +5,8 @@
 Writes N planar phantom studies (a deterministic cohort; reused when ``--input`` names a
 folder that already holds studies), runs the batch once per worker count into a fresh output
 folder (no resume), then once more with resume into the last folder (every study unchanged).
-Prints a table (wall seconds, studies per minute, median seconds per study inside its
-worker, scaling against the first worker count) and one JSON line with the same figures.
+Prints a table (wall seconds, studies per minute, median wall and CPU seconds per study
+inside its worker, scaling against the first worker count) and one JSON line with the same figures.
 Wall time includes starting the worker processes (spawn + imports).
 """
 
@@ -47,6 +47,7 @@ def measure(input_dir: Path, work: Path, worker_counts: list[int]) -> dict[str, 
         )
         wall = time.perf_counter() - t0
         per_study = [r.seconds for r in summary.records]
+        cpu = [r.cpu_seconds for r in summary.records]
         rows.append(
             {
                 "workers": workers,
@@ -56,6 +57,7 @@ def measure(input_dir: Path, work: Path, worker_counts: list[int]) -> dict[str, 
                 "wall_s": round(wall, 2),
                 "studies_per_min": round(60.0 * summary.n_studies / wall, 1),
                 "median_study_s": round(statistics.median(per_study), 2) if per_study else None,
+                "median_study_cpu_s": round(statistics.median(cpu), 2) if cpu else None,
             }
         )
     base = rows[0]["studies_per_min"]
@@ -108,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         figures = measure(input_dir, work, args.workers)
     print(
         f"{'workers':>7}  {'studies':>7}  {'ok':>3}  {'failed':>6}  {'wall s':>7}  "
-        f"{'studies/min':>11}  {'median s/study':>14}  {'scaling':>7}"
+        f"{'studies/min':>11}  {'median s/study':>14}  {'cpu s/study':>11}  {'scaling':>7}"
     )
     for r in figures["runs"]:  # type: ignore[union-attr]
         print(
             f"{r['workers']:>7}  {r['studies']:>7}  {r['ok']:>3}  {r['failed']:>6}  "
             f"{r['wall_s']:>7.2f}  {r['studies_per_min']:>11.1f}  "
-            f"{r['median_study_s']:>14.2f}  {r['scaling']:>7.2f}"
+            f"{r['median_study_s']:>14.2f}  {r['median_study_cpu_s']:>11.2f}  {r['scaling']:>7.2f}"
         )
     res = figures["resume"]
     print(

@@ -4,8 +4,9 @@ A configuration is a TOML file: one of the named rule sets shipped in ``octoscan
 (``default``, ``netter1``) or a file path. A file may start with ``extends = "NAME"`` (a
 shipped rule set) or ``extends = "other.toml"`` (a path relative to the file): the base is
 loaded first and the file's tables override it key by key. The ``name`` is never inherited:
-a file without one is named after itself (its file name without ``.toml``). The resolved configuration must
-hold every key (defaults live in ``configs/``, never in code); unknown keys, wrong types and
+a file without one is named after itself (its file name without ``.toml``). The resolved
+configuration must hold every key (defaults live in ``configs/``, never in code); unknown
+keys, wrong types and
 values outside the ranges declared in the field metadata raise :class:`ConfigError` naming
 the key, the value and what is allowed. Nothing in a config is executed.
 
@@ -110,7 +111,6 @@ class PlausibilityConfig:
 
     max_liver_to_spleen_ratio: float = field(metadata=_r(0.1, 10.0))
     max_liver_excess_cv: float = field(metadata=_r(0.0, 5.0))
-    max_liver_torso_fraction: float = field(metadata=_r(0.05, 1.0))
 
 
 @dataclass(frozen=True)
@@ -171,9 +171,9 @@ def load_config(name_or_path: str | Path = "default") -> ScoringConfig:
     """
     raw, source = _load_resolved(name_or_path, chain=())
     if "name" not in raw:
-        raw["name"] = source.removeprefix("package:") if source.startswith("package:") else Path(
-            source
-        ).stem
+        raw["name"] = (
+            source.removeprefix("package:") if source.startswith("package:") else Path(source).stem
+        )
     cfg = _build(ScoringConfig, raw, section="", source=source)
     cfg = dataclasses.replace(cfg, source=source)
     _check_cross_fields(cfg)

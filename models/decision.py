@@ -15,14 +15,15 @@ ratio_liver: ``significantly_above_liver`` (lower bound above the grade-3 thresh
 resolves the counting uncertainty at the grade-3 threshold; the study goes to review when an
 uncertainty the rule does *not* resolve could change the outcome:
 
-* a lesion whose interval straddles the grade-2 threshold (it may or may not be disease);
-* a missing or implausible liver reference (then no lesion's standing against liver is
-  known, unless it is significantly above a plausible spleen reference, which is
-  physiologically above liver).
+* a lesion whose interval straddles the grade-2 threshold (it may or may not be disease):
+  "could change" is decided by deciding twice, with every uncertain finding at its worst
+  and at its best; the outcome is monotone in each finding, so equal outcomes mean no
+  combination can change it;
+* a missing or implausible liver reference (``decision.review_on_implausible_reference``):
+  always review, since no lesion's standing against liver is known and diffuse liver
+  involvement is itself disease (issue 4, item 2: "say so and send the study to review").
 
-"Could change" is decided by deciding twice, with every uncertain finding at its worst and at
-its best: the outcome is monotone in each finding, so equal outcomes mean no combination can
-change it. A missing spleen never matters here (grade 4 does not enter the decision).
+A missing spleen never matters here (grade 4 does not enter the decision).
 
 Clinical criteria (a later issue) arrive as :class:`CriterionResult` items: a failed
 criterion makes the study ``not_eligible``, a review-band value ``needs_review``; a criterion
@@ -176,9 +177,10 @@ def decide_imaging(
     status_lo, reasons_lo = _core(worst, **kw)
     status_hi, _ = _core(best, **kw)
     if force_review:
-        return "needs_review", tuple(
-            [*notes, "reference organ missing or implausible: the study needs a reader"]
-            + reasons_lo
+        return "needs_review", (
+            *notes,
+            "reference organ missing or implausible: the study needs a reader",
+            *reasons_lo,
         )
     if status_lo == status_hi:
         return status_lo, tuple(notes + reasons_lo)

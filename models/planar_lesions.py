@@ -3,20 +3,22 @@
 Detection (canonical frame of :mod:`octoscan.models.planar_organs`; all sizes in mm):
 
 * the scoring image is smoothed to about the system resolution (``smoothing_fwhm_mm``);
-* the local background is a grey opening of that image with a disk of
-  ``background_radius_mm``: it follows organs and slopes wider than the disk and removes
-  hot spots narrower than it, so a lesion on the flank of the spleen stands out as well as
-  one in soft tissue;
+* the local background (:func:`background`) is the largest grey opening with a line
+  segment of 2 x ``background_radius_mm`` over 12 orientations: organs, organ edges, limbs
+  and bowel loops, which such a segment fits into in some direction, are background; a
+  spot narrower than the segment in every direction stands out, inside the liver as well
+  as in soft tissue. (A spot on the flank of a brighter organ can be absorbed by segments
+  running into that organ: a known limit.)
 * statistical criterion: z = (smoothed - background) / sd(smoothed), sd from the Poisson
   variance map propagated through the smoothing (or from the image's empirical noise gain
-  when it holds no counting statistics); the opening's own downward bias on noisy data is
+  when it holds no counting statistics); the opening's downward bias on noisy data is
   measured on the body's soft tissue (median z there) and removed; spots need
   z >= ``min_z_score`` and a contrast (smoothed - background) / background of at least
   ``min_contrast``;
-* physiological uptake is not a lesion: spots peaking inside the spleen, kidney or bladder
-  masks, and midline spots in the head and neck (pituitary, thyroid), are set aside with
-  the reason; inside the liver a spot must also exceed the local normal-liver level (from the
-  liver's own pixels) by ``min_liver_lesion_ratio``;
+* physiological uptake is not a lesion (:func:`_physiological`): the spleen, kidneys and
+  bladder (by their masks, with a test for a separate spot overlapping them), the
+  gallbladder (a modest spot at the lower medial edge of the liver), and midline spots in
+  the head and neck (pituitary, thyroid) are set aside with the reason;
 * segmentation: the region around each peak where the excess over background is at least
   ``segmentation_fraction`` of the peak excess, split between neighbouring peaks by a
   watershed and kept out of physiological organ masks. ``diameter_mm`` is the diameter of
@@ -49,11 +51,10 @@ PHYSIOLOGICAL_ORGANS: tuple[str, ...] = ("spleen", "kidney_left", "kidney_right"
 _HEAD_NECK_MIDLINE_MM = 35.0  # |offset| of a midline head/neck spot (pituitary, thyroid)
 _MAX_LESION_RADIUS_FACTOR = 2.5  # a lesion region stays within this x background radius
 _ORGAN_PEAK_RADIUS_MM = 25.0  # a spot this close to an organ's own peak is the organ
-_KIDNEY_LESION_PA_FACTOR = 0.7
+_ORGAN_LESION_PA_FACTOR = 0.7
 _GALLBLADDER_OFFSET_MM = (10.0, 95.0)  # liver-side offset from the midline
 _GALLBLADDER_BELOW_MM = 25.0  # below the liver's lowest row
 _GALLBLADDER_MAX_CONTRAST = 0.6
-_DEBUG = False
 
 
 @dataclass(frozen=True)
@@ -181,63 +182,6 @@ def background(
     return ndimage.map_coordinates(out, grid, order=1, mode="nearest")
 
 
-_RING_DIRECTIONS = 24  # sample directions on the background ring (15 degree steps)
-_RING_MAX_BEND_STEPS = 3  # a pair may bend up to 3 steps (45 degrees) from opposite
-BACKGROUND_METHOD = "line_openings"
-
-
-def _shift_sample(img: np.ndarray, dr: int, dc: int) -> np.ndarray:
-    """out[r, c] = img[r + dr, c + dc], edge values beyond the border."""
-    rows, cols = img.shape
-    ri = np.clip(np.arange(rows) + dr, 0, rows - 1)
-    ci = np.clip(np.arange(cols) + dc, 0, cols - 1)
-    return img[np.ix_(ri, ci)]
-
-
-def ring_background(
-    smoothed: np.ndarray, *, radius_mm: float, spacing_mm: tuple[float, float]
-) -> np.ndarray:
-    """Local background from pairs of points on a ring around each pixel.
-
-    For every pixel, the smoothed image is sampled at ``radius_mm`` in 24 directions; the
-    background is the highest mean of two samples lying opposite each other (within 45
-    degrees). A linear slope or a ridge (limb, bowel loop, organ edge) passes through some
-    such pair and is background; a spot narrower than the ring lies inside every pair and
-    stands out, also on the flank of a brighter organ. Computed on a grid of about 4 mm and
-    interpolated back.
-    """
-    f = max(1, round(_BACKGROUND_GRID_MM / min(spacing_mm)))
-    rows, cols = smoothed.shape
-    padded = np.pad(smoothed, ((0, (-rows) % f), (0, (-cols) % f)), mode="edge")
-    small = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean(axis=(1, 3))
-    sp = (spacing_mm[0] * f, spacing_mm[1] * f)
-    samples = []
-    for k in range(_RING_DIRECTIONS):
-        a = 2.0 * math.pi * k / _RING_DIRECTIONS
-        samples.append(
-            _shift_sample(
-                small, round(radius_mm * math.sin(a) / sp[0]), round(radius_mm * math.cos(a) / sp[1])
-            )
-        )
-    half = _RING_DIRECTIONS // 2
-    out = np.full(small.shape, -np.inf)
-    for i in range(_RING_DIRECTIONS):
-        opposite = np.max(
-            [
-                samples[(i + half + d) % _RING_DIRECTIONS]
-                for d in range(-_RING_MAX_BEND_STEPS, _RING_MAX_BEND_STEPS + 1)
-            ],
-            axis=0,
-        )
-        out = np.maximum(out, 0.5 * (samples[i] + opposite))
-    if f == 1:
-        return out
-    rr = (np.arange(rows) - (f - 1) / 2.0) / f
-    cc = (np.arange(cols) - (f - 1) / 2.0) / f
-    grid = np.meshgrid(rr, cc, indexing="ij")
-    return ndimage.map_coordinates(out, grid, order=1, mode="nearest")
-
-
 def find_lesions(
     image: np.ndarray,
     variance: np.ndarray | None,
@@ -276,10 +220,7 @@ def find_lesions(
         )
     vd = smooth_variance(var, sigma_d)
     sd_noise = np.sqrt(np.maximum(vd, 1e-12))
-    if BACKGROUND_METHOD == "ring_pairs":
-        bg = ring_background(sd, radius_mm=config.background_radius_mm, spacing_mm=spacing_mm)
-    else:
-        bg = background(sd, radius_mm=config.background_radius_mm, spacing_mm=spacing_mm)
+    bg = background(sd, radius_mm=config.background_radius_mm, spacing_mm=spacing_mm)
     bg = np.minimum(bg, sd)
     excess = sd - bg
     z_raw = excess / sd_noise
@@ -334,7 +275,9 @@ def find_lesions(
         contrast=contrast_map,
         pa=pa,
         organs=organs,
-        liver_rows=(int(liver_rows_idx[0]), int(liver_rows_idx[-1])) if liver_rows_idx.size else None,
+        liver_rows=(int(liver_rows_idx[0]), int(liver_rows_idx[-1]))
+        if liver_rows_idx.size
+        else None,
         spacing_mm=spacing_mm,
     )
     kept: list[tuple[int, int, str]] = []
@@ -346,8 +289,6 @@ def find_lesions(
         if zval < config.min_z_score or contrast < config.min_contrast:
             continue
         organ = _physiological(r, c, ctx)
-        if _DEBUG:
-            print("SPOT", (r, c), round(zval, 1), round(contrast, 2), organ, None if pa is None else round(float(pa[r, c]), 2))
         if organ is not None:
             set_aside.append(SetAside(frame.point_to_stored((r, c)), organ, zval))
             continue
@@ -388,11 +329,13 @@ class _Context:
 def _physiological(r: int, c: int, ctx: _Context) -> str | None:
     """Organ whose own uptake a spot at (r, c) is, or None.
 
-    * Spleen or bladder mask: that organ.
-    * Kidney mask: the kidney, unless the spot lies farther than ``_ORGAN_PEAK_RADIUS_MM``
-      from the kidney's own peak *and* is either hotter than that peak or, with both views,
-      clearly more anterior (posterior/anterior count ratio below ``_KIDNEY_LESION_PA_FACTOR``
-      times the kidney's): a node or pancreatic lesion in front of a kidney.
+    * Bladder mask: the bladder.
+    * Spleen or kidney mask: the organ, unless the spot lies farther than
+      ``_ORGAN_PEAK_RADIUS_MM`` from the organ's own peak (the spleen's hottest point; a
+      kidney's blob on the posterior view) *and* is either, for a kidney, hotter than that
+      peak or, with both views, clearly more anterior (posterior/anterior count ratio below
+      ``_ORGAN_LESION_PA_FACTOR`` times the organ's; spleen and kidneys lie posterior): a
+      node or pancreatic lesion in front of a kidney or against the spleen.
     * Gallbladder (visible at 24 h on Octreoscan): a spot of modest contrast (below
       ``_GALLBLADDER_MAX_CONTRAST``) in the lower part of the liver or just below it, medial
       on the liver side (``_GALLBLADDER_OFFSET_MM`` from the midline).
@@ -403,13 +346,15 @@ def _physiological(r: int, c: int, ctx: _Context) -> str | None:
         if mask is None or not mask[r, c]:
             continue
         peak = ctx.organ_peaks.get(name)
-        if not name.startswith("kidney") or peak is None:
+        if name == "bladder" or peak is None:
             return name
         d = math.hypot((r - peak[0]) * sp[0], (c - peak[1]) * sp[1])
         if d <= _ORGAN_PEAK_RADIUS_MM:
             return name
-        hotter = ctx.sd[r, c] > ctx.sd[peak]
-        anterior = ctx.pa is not None and ctx.pa[r, c] < _KIDNEY_LESION_PA_FACTOR * ctx.pa[peak]
+        # the spleen's own peak is its hottest point, so "hotter" only applies to kidneys,
+        # whose peak comes from the posterior view
+        hotter = name.startswith("kidney") and ctx.sd[r, c] > ctx.sd[peak]
+        anterior = ctx.pa is not None and ctx.pa[r, c] < _ORGAN_LESION_PA_FACTOR * ctx.pa[peak]
         if not (hotter or anterior):
             return name
     organs = ctx.organs
@@ -424,9 +369,12 @@ def _physiological(r: int, c: int, ctx: _Context) -> str | None:
         ):
             return "gallbladder"
     hn = organs.head_neck_rows
-    if hn is not None and hn[0] <= r < hn[1]:
-        if abs(c - organs.midline_col) * sp[1] <= _HEAD_NECK_MIDLINE_MM:
-            return "head_neck_midline (pituitary/thyroid)"
+    if (
+        hn is not None
+        and hn[0] <= r < hn[1]
+        and abs(c - organs.midline_col) * sp[1] <= _HEAD_NECK_MIDLINE_MM
+    ):
+        return "head_neck_midline (pituitary/thyroid)"
     return None
 
 
@@ -482,7 +430,9 @@ def _segment(
     cc_all = np.arange(img.shape[1])[None, :]
     spots: list[Spot] = []
     for k, (r, c, region) in enumerate(kept, start=1):
-        near = ((rr_all - r) * spacing_mm[0]) ** 2 + ((cc_all - c) * spacing_mm[1]) ** 2 <= max_r_mm**2
+        near = ((rr_all - r) * spacing_mm[0]) ** 2 + (
+            (cc_all - c) * spacing_mm[1]
+        ) ** 2 <= max_r_mm**2
         cand = (basins == k) & near & (excess >= config.segmentation_fraction * excess[r, c])
         lab, _ = ndimage.label(cand)
         mask = lab == lab[r, c] if lab[r, c] > 0 else np.zeros(img.shape, dtype=bool)

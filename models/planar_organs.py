@@ -20,14 +20,22 @@ Method (all thresholds from ``[planar.organs]``):
 3. Organ-scale image: smoothed, then a grey opening with a disk that removes lesion-sized hot
    spots. Its regional maxima seed a watershed inside the organ-level region (a multiple of
    the soft-tissue level); neighbouring basins joined by a high saddle are merged.
-4. Classification by anatomy: the liver is the largest basin in the upper torso (its side
-   fixes the laterality); kidneys are basins with more counts on the posterior view, left and
-   right of the midline; the spleen is the hottest remaining basin on the side opposite the
-   liver, at liver height; the bladder is the lowest midline basin below the kidneys. Each
-   organ's mask is its basin above half of the organ's own level, so that a lesion next to
-   an organ keeps its own basin.
+4. Classification by anatomy: the liver is the largest basin in the upper torso, off the
+   midline (its side fixes the laterality); the spleen is the hottest basin on the other
+   side, at least 60 mm from the midline, at or above liver height; the kidneys are a pair
+   of kidney-sized blobs of the posterior view (difference of Gaussians) at about the same
+   height either side of the spine, at or below the liver's centre, with more counts on
+   the posterior view; the bladder is the lowest midline basin below the kidneys. Each
+   organ's mask is its basin (or, for a kidney, its blob grown to half height above the
+   surroundings) above half of the organ's own level, so that a lesion next to an organ
+   keeps its own basin.
 5. Head and neck: the zone above the shoulders, where midline hot spots are pituitary or
    thyroid (physiological).
+6. Reference regions (:func:`place_reference`): a circle where the organ projects thickest,
+   clear of its outline, of other organs and of lesions.
+
+Constants below named ``_*_MM`` are anatomical priors in millimetres (implementation
+choices); thresholds a site may tune are in the configuration.
 """
 
 from __future__ import annotations
@@ -94,8 +102,9 @@ class OrganMap:
     frame in which the rest of planar scoring works; ``canonical_*`` fields are in that frame.
     ``soft_tissue_level`` is the median body level of the organ-scale image (counts per pixel).
     ``organ_peaks`` (canonical) is where each hot organ's own peak lies (spleen, kidneys,
-    bladder): a hot spot there is the organ. ``head_neck_rows`` (canonical, [start, stop)) is the zone above the shoulders, None when
-    the image does not show it. ``midline_col`` (canonical) is the body's midline.
+    bladder): a hot spot there is the organ. ``head_neck_rows`` (canonical, [start, stop))
+    is the zone above the shoulders, None when the image does not show it. ``midline_col``
+    (canonical) is the body's midline.
     """
 
     body: np.ndarray
@@ -161,9 +170,7 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return lab == (int(np.argmax(sizes)) + 1)
 
 
-def body_mask(
-    smoothed: np.ndarray, *, fraction: float
-) -> tuple[np.ndarray, float]:
+def body_mask(smoothed: np.ndarray, *, fraction: float) -> tuple[np.ndarray, float]:
     """Body outline of a smoothed planar image and the median soft-tissue level.
 
     Pixels above 1 % of the 99.5th percentile are "not air"; their median is the soft-tissue
@@ -211,15 +218,23 @@ def _orientation(
         flip = centroid > 0.5
         how = "position of the abdominal organs"
     else:
-        return False, "head at row 0 (assumed: orientation not determined)", [
-            "whole-body orientation could not be determined from the image; head assumed at "
-            "row 0"
-        ]
+        return (
+            False,
+            "head at row 0 (assumed: orientation not determined)",
+            [
+                "whole-body orientation could not be determined from the image; head assumed at "
+                "row 0"
+            ],
+        )
     if flip:
-        return True, f"feet at row 0 (from the {how}): rows reversed for scoring", [
-            f"image stored feet first (head at the last row, judged from the {how}); scored "
-            "with rows reversed and positions reported on the stored grid"
-        ]
+        return (
+            True,
+            f"feet at row 0 (from the {how}): rows reversed for scoring",
+            [
+                f"image stored feet first (head at the last row, judged from the {how}); scored "
+                "with rows reversed and positions reported on the stored grid"
+            ],
+        )
     return False, f"head at row 0 (from the {how})", []
 
 
@@ -321,7 +336,9 @@ def find_organs(
     frame = Frame(shape, flip_rows, False)
     body = frame.to_canonical(body_stored)
     organ_img = frame.to_canonical(organ_stored)
-    ant = frame.to_canonical(np.asarray(anterior, dtype=np.float64)) if anterior is not None else None
+    ant = (
+        frame.to_canonical(np.asarray(anterior, dtype=np.float64)) if anterior is not None else None
+    )
     post = (
         frame.to_canonical(np.asarray(posterior, dtype=np.float64))
         if posterior is not None
@@ -566,8 +583,8 @@ _KIDNEY_PAIR_MAX_DROW_MM = 50.0
 _KIDNEY_PAIR_MAX_DOFFSET_MM = 35.0
 _KIDNEY_DOG_SIGMA_MM = (18.0, 30.0)
 _KIDNEY_ABOVE_LIVER_MM = 10.0  # kidney centres lie at most this far above the liver's centre
-_KIDNEY_MIN_AREA_CM2 = 20.0
-_REMNANT_MM = 8.0  # a basin whose highest point is this close to a kidney is its flank  # half-maximum area of a kidney on the posterior view
+_KIDNEY_MIN_AREA_CM2 = 20.0  # half-maximum area of a kidney on the posterior view
+_REMNANT_MM = 8.0  # a basin whose highest point is this close to a kidney is its flank
 
 
 def _find_kidneys(
@@ -599,11 +616,7 @@ def _find_kidneys(
     s2 = (_KIDNEY_DOG_SIGMA_MM[1] / spacing_mm[0], _KIDNEY_DOG_SIGMA_MM[1] / spacing_mm[1])
     dog = smooth(base, s1) - smooth(base, s2)
     rows = np.arange(body.shape[0])[:, None] * spacing_mm[0]
-    zone = (
-        body
-        & (rows >= liver.row_mm - _KIDNEY_ABOVE_LIVER_MM)
-        & (rows <= liver.row_mm + 220.0)
-    )
+    zone = body & (rows >= liver.row_mm - _KIDNEY_ABOVE_LIVER_MM) & (rows <= liver.row_mm + 220.0)
     if not zone.any() or float(dog[zone].max()) <= 0.0:
         return {}
     peaks = peak_local_max(
@@ -628,7 +641,10 @@ def _find_kidneys(
             if pa is None or pa < config.kidney_min_posterior_anterior_ratio:
                 continue
         grown = grow_region(
-            base, (int(r), int(c)), window_mm=_KIDNEY_WINDOW_MM, spacing_mm=spacing_mm,
+            base,
+            (int(r), int(c)),
+            window_mm=_KIDNEY_WINDOW_MM,
+            spacing_mm=spacing_mm,
             allowed=body,
         )
         if float(grown.sum()) * pixel_cm2 < _KIDNEY_MIN_AREA_CM2:
@@ -982,33 +998,4 @@ def place_reference(
             else f"{diameter_mm:g} mm circle in the most homogeneous part of the {organ}"
         ),
         warnings=tuple(warnings),
-    )
-
-
-def central_reference(
-    organ_mask: np.ndarray,
-    exclusion: np.ndarray,
-    *,
-    organ: str,
-    diameter_mm: float,
-    spacing_mm: tuple[float, float],
-) -> ReferencePlacement | None:
-    """Centre of a reference circle at the most interior point of ``organ_mask`` (canonical)."""
-    usable = organ_mask & ~exclusion
-    if not usable.any():
-        return None
-    dist = ndimage.distance_transform_edt(usable, sampling=spacing_mm)
-    r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    warnings: tuple[str, ...] = ()
-    if float(dist[r, c]) < diameter_mm / 2.0:
-        warnings = (
-            f"{organ} is narrower than its {diameter_mm:g} mm reference circle: the circle "
-            "reaches the organ's edge",
-        )
-    return ReferencePlacement(
-        organ=organ,
-        center_rc=(int(r), int(c)),
-        radius_mm=diameter_mm / 2.0,
-        method=f"{diameter_mm:g} mm circle at the centre of the {organ}",
-        warnings=warnings,
     )

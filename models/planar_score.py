@@ -148,7 +148,9 @@ def _reference_region(
         method=placement.method + extra_method,
         radius_mm=placement.radius_mm,
         n_pixels=n,
-        center_rc=_to_stored_rc(organs, (float(placement.center_rc[0]), float(placement.center_rc[1]))),
+        center_rc=_to_stored_rc(
+            organs, (float(placement.center_rc[0]), float(placement.center_rc[1]))
+        ),
         mask=organs.frame.to_stored(mask),
         warnings=placement.warnings,
     )
@@ -281,7 +283,13 @@ def _references(
             )
             if placement is not None:
                 kidney_ref = _reference_region(
-                    placement, km, img, var, organs, spacing_mm=spacing, name="kidney",
+                    placement,
+                    km,
+                    img,
+                    var,
+                    organs,
+                    spacing_mm=spacing,
+                    name="kidney",
                     extra_method=" (spleen not found: kidney used as the grade-4 reference)",
                 )
                 side = "left" if name == "kidney_left" else "right"

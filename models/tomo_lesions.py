@@ -4,37 +4,45 @@ the partial-volume (recovery-coefficient) model.
 Detection (``[tomo.detection]``; working grid, LPS mm):
 
 1. The emission image is smoothed by a Gaussian of ``smoothing_fwhm_fraction`` x the system
-   FWHM (S). The local background B is a grey opening of S with a cube of
-   ``background_size_mm`` (it removes every hot structure narrower than the cube and keeps
-   the level around it), smoothed by the system FWHM; inside the liver hull B is at least the
-   normal-liver level L (median of S in the liver core), so that lesions inside the liver are
-   measured against liver.
-2. Noise of S: inside the liver, the robust SD (1.4826 MAD) of S in the liver core; elsewhere
-   sd = sqrt(g x B), with the noise gain g (variance per unit of level) read robustly from
-   the residual S - B in soft tissue. Reconstructed voxels are not Poisson: both come from the
-   image itself. z = (S - B) / sd and contrast = (S - B) / B (B floored at a fraction of the
-   body's median level).
+   FWHM (S). The local background B is the sigma-clipped mean of S over a cube of
+   ``background_size_mm`` (normalised box filters, three passes dropping voxels more than
+   ``_CLIP_SD`` local SDs above the local mean) taken over background tissue only: body
+   voxels at least ``_TAIL_FWHM`` FWHM away from the liver, spleen, kidneys and bladder
+   (beyond their blurred tails) and below liver uptake, so that neither organs nor a large
+   lesion raise their own background. In the liver zone B is the normal-liver level L
+   (median of S in the liver core).
+2. Noise: the local clipped SD of S (it holds the background's noise *and* its structure,
+   which is what a lesion has to stand out from); in the liver zone the robust SD
+   (1.4826 MAD) of S in the liver core. Reconstructed voxels are not Poisson: both come
+   from the image itself. z = (S - B) / sd and contrast = (S - B) / B (B floored at
+   ``tomo.organs.body_threshold_fraction`` x the body's median level).
 3. Candidates are local maxima of S at least ``min_peak_distance_mm`` apart with
-   z >= ``min_z_score`` and contrast >= ``min_contrast`` (inside the liver also
-   S >= ``min_liver_lesion_ratio`` x L). Maxima inside the spleen, kidneys or bladder are those
-   organs; a maximum joined to one of them by a saddle above 80 % of its height is the organ's
-   shoulder, not a lesion.
-4. Segmentation: a watershed of S (markers: candidates and the organs) split into basins;
-   each lesion is the connected part of its basin above ``segmentation_fraction`` of its
-   peak above background. Regions under ``min_volume_ml`` are dropped.
-5. Physiological exclusion (each excluded finding is kept with its reason):
-   elongated regions (length >= ``elongated_min_length_mm`` and principal-axis ratio >=
-   ``elongated_min_ratio``: bowel, ureter, pancreas); large regions below liver uptake
-   (>= ``large_faint_min_volume_ml``: stomach, bowel loops); an *accessory spleen*, i.e. a
+   z >= ``min_z_score`` and contrast >= ``min_contrast``; in the liver zone also
+   S >= ``min_liver_lesion_ratio`` x L. Maxima inside the spleen, kidneys or bladder are
+   those organs (their masks leave out cores hotter than 1.5 x the organ, which stay
+   candidates); a maximum joined to one of them by a pass above ``_SADDLE_FRACTION`` of its
+   height and not ``_HOTTER_THAN_ORGAN`` x hotter than the organ is the organ's shoulder.
+4. Segmentation: a watershed of S (markers: candidates and the organs) splits the field into
+   basins; each lesion is the connected part of its basin above ``segmentation_fraction``
+   of its peak's excess over the background. A region that would reach more than
+   ``_LIVER_SPILL_FRACTION`` into the liver zone (a lesion at the liver's edge, the
+   gallbladder) is measured against liver instead and must pass the liver criteria.
+   Regions under ``min_volume_ml`` are dropped.
+5. Physiological exclusion (each excluded hot spot is kept with its reason): elongated
+   plateaus (the connected region above the lesion's segmentation threshold, outside the
+   organs and across neighbouring maxima, with length >= ``elongated_min_length_mm`` and
+   principal-axis ratio >= ``elongated_min_ratio``: bowel, ureter); large regions below liver uptake
+   (>= ``large_faint_min_volume_ml``: stomach, bowel loops); an *accessory spleen* (a
    nodule of at most ``tomo.organs.accessory_spleen_max_volume_ml`` within
-   ``accessory_spleen_max_distance_mm`` of the spleen with uptake at least
-   ``accessory_spleen_min_ratio_spleen`` x spleen (a splenule; a pancreatic-tail lesion can
-   look the same, so the warning says so); the adrenal zone (from 20 mm below to 50 mm above
-   a kidney's upper pole, between 10 mm from the midline and 15 mm lateral of the kidney
-   centre, within 40 mm front-back) with uptake below ``adrenal_max_ratio_spleen`` x spleen;
-   on PET, the uncinate-process zone (medial to the right kidney, 20-90 mm in front of it,
-   within 40 mm of its height) below ``uncinate_max_ratio_liver`` x liver; with a fused CT,
-   fluid density (median HU of the lesion core in [``fluid_hu_min``, ``fluid_hu_max``]:
+   ``accessory_spleen_max_distance_mm`` of the spleen, between
+   ``accessory_spleen_min_ratio_spleen`` and ``_ACCESSORY_MAX_RATIO`` x spleen uptake: a
+   splenule; a pancreatic-tail lesion can look the same, so the reason says so); the
+   adrenal zone (20 mm below to 50 mm above a kidney's upper pole, 10 mm from the midline to
+   15 mm lateral of the kidney centre, within 40 mm front-back) below
+   ``adrenal_max_ratio_spleen`` x spleen (or kidney); on PET the uncinate-process zone
+   (medial to the right kidney, 20-90 mm in front of it, within 40 mm of its height) below
+   ``uncinate_max_ratio_liver`` x liver; with a fused CT, fluid density (at least
+   ``_FLUID_MIN_FRACTION`` of the lesion core in [``fluid_hu_min``, ``fluid_hu_max``]:
    gallbladder, urine, bowel content).
 
 Measurement (original grid): ``center_lps_mm`` is the centroid of the segmented region (not
@@ -104,8 +112,10 @@ _UNCINATE_FRONT_MM = (20.0, 90.0)
 _UNCINATE_MEDIAL_MM = (-15.0, 60.0)  # from the right kidney centre towards the midline
 _MAX_ADRENAL_ML = 20.0
 _MAX_UNCINATE_ML = 15.0
+_TAIL_FWHM = 1.5  # background tissue starts this many FWHM away from organs and liver
 _CLIP_SD = 2.5  # local background: voxels this many local SDs above the local mean are dropped
 _MIN_COVERAGE = 0.05  # share of background voxels a box needs for local statistics
+_ACCESSORY_MAX_RATIO = 1.25  # a splenule is spleen tissue: never much hotter than the spleen
 _LIVER_SPILL_FRACTION = 0.2  # a region this much in the liver zone is measured against liver
 _LIVER_SHELL_FRACTION = 0.5  # share of a lesion's surroundings in liver that puts it "in liver"
 
@@ -202,17 +212,21 @@ class Finding:
     """A detected lesion, measured but not graded (units of the emission volume).
 
     ``center_lps_mm`` is the region's centroid, ``peak_lps_mm`` the centre of the peak sphere;
-    ``peak`` its mean, ``max_value``/``mean_value`` the region's voxel maximum and mean on
-    the original grid; ``background`` the local background at the peak; ``recovery`` the
-    recovery coefficient, ``pvc_diameter_mm`` the sphere diameter it was computed for and
-    ``corrected_peak`` = background + (peak - background) / recovery. ``mask`` is on the
-    emission grid.
+    ``diameter_mm`` and ``volume_ml`` describe the uniform sphere whose blurred image
+    segments like the region (blur-corrected size, module docstring), ``segmented_volume_ml``
+    the segmented region itself (smaller than the lesion for lesions near the resolution);
+    ``peak`` the peak sphere's mean, ``max_value``/``mean_value`` the region's voxel maximum
+    and mean on the original grid; ``background`` the background at the peak;
+    ``recovery`` the recovery coefficient for a sphere of ``diameter_mm`` and
+    ``corrected_peak`` = background + (peak - background) / recovery. ``mask`` (the
+    segmented region) is on the emission grid.
     """
 
     center_lps_mm: tuple[float, float, float]
     peak_lps_mm: tuple[float, float, float]
     volume_ml: float
     diameter_mm: float
+    segmented_volume_ml: float
     peak: float
     max_value: float
     mean_value: float
@@ -223,7 +237,6 @@ class Finding:
     in_liver: bool
     elongation: float
     recovery: float
-    pvc_diameter_mm: float
     corrected_peak: float
     mask: np.ndarray = field(compare=False, repr=False)
     working_mask: np.ndarray = field(compare=False, repr=False)
@@ -384,7 +397,6 @@ def detect_lesions(
     floor = organ_cfg.body_threshold_fraction * body.soft_tissue_level
 
     physio = organs.physiological_mask()
-    near_organs = dilate_mm(physio, fwhm_mm, spacing) if physio.any() else physio
     liver_level: float | None = None
     liver_sd = 0.0
     liver_zone = np.zeros(s.shape, dtype=bool)
@@ -403,7 +415,10 @@ def detect_lesions(
         if liver_level is not None
         else organ_cfg.organ_threshold_factor * body.soft_tissue_level
     )
-    weight = body.mask & ~near_organs & ~liver_zone & (s < cut)
+    # organs' and liver's blurred tails reach about 1.5 FWHM beyond their outlines
+    avid = physio | (organs.liver_hull if organs.liver_hull is not None else physio)
+    tails = dilate_mm(avid, _TAIL_FWHM * fwhm_mm, spacing) if avid.any() else avid
+    weight = body.mask & ~tails & (s < cut)
     size = [max(1, round(detection.background_size_mm / sp)) | 1 for sp in spacing]
     bg, sd, _, g_sd = _local_background(s, weight, size)
     if liver_level is not None:
@@ -542,7 +557,7 @@ def detect_lesions(
         idx = np.argwhere(region) + off
         pts = idx @ affine[:3, :3].T + affine[:3, 3]
         centre = pts.mean(axis=0)
-        length, elong = _principal(pts)
+        length, elong = _plateau_shape(s, physio, t, local_bg, detection, spacing, affine)
         centre_t = (float(centre[0]), float(centre[1]), float(centre[2]))
         in_liver = _in_liver(region, box, organs, liver_zone, spacing, fwhm_mm)
         native_box = grid.native_box(box)
@@ -575,13 +590,17 @@ def detect_lesions(
         radius_true = sphere_radius_from_isocontour(
             r_seg, sigma_seg, detection.segmentation_fraction
         )
+        size_notes: list[str] = []
+        if radius_true <= 0.0:
+            size_notes.append("smaller than the resolution can size: diameter set to one voxel")
+        radius_true = max(radius_true, 0.5 * float(native_spacing.min()))
         rc = recovery_coefficient(
             2.0 * radius_true,
             fwhm_mm,
             model=pvc.recovery_model,
             peak_volume_ml=detection.peak_volume_ml,
         )
-        notes: list[str] = []
+        notes: list[str] = list(size_notes)
         floor_rc = 1.0 / pvc.max_correction_factor
         if rc < floor_rc:
             notes.append(
@@ -595,8 +614,9 @@ def detect_lesions(
             Finding(
                 center_lps_mm=centre_t,
                 peak_lps_mm=(float(peak_lps[0]), float(peak_lps[1]), float(peak_lps[2])),
-                volume_ml=native_volume,
-                diameter_mm=2.0 * r_seg,
+                volume_ml=4.0 / 3.0 * math.pi * radius_true**3 / 1000.0,
+                diameter_mm=2.0 * radius_true,
+                segmented_volume_ml=native_volume,
                 peak=peak,
                 max_value=float(values.max()),
                 mean_value=float(values.mean()),
@@ -607,7 +627,6 @@ def detect_lesions(
                 in_liver=in_liver,
                 elongation=float(elong),
                 recovery=rc,
-                pvc_diameter_mm=2.0 * radius_true,
                 corrected_peak=float(corrected),
                 mask=_full(native_region, native_box, grid.native_shape),
                 working_mask=region_box(region, box, s.shape),
@@ -624,6 +643,31 @@ def detect_lesions(
         noise_sd=sd,
         warnings=tuple(messages),
     )
+
+
+def _plateau_shape(
+    s: np.ndarray,
+    physio: np.ndarray,
+    t: tuple[int, int, int],
+    background: float,
+    detection: TomoDetectionConfig,
+    spacing: tuple[float, float, float],
+    affine: np.ndarray,
+) -> tuple[float, float]:
+    """(length mm, axis ratio) of the plateau a maximum sits on: everything connected to it
+    above the segmentation threshold outside the organs, whichever maximum it belongs to
+    (a bowel loop holds several maxima; each alone looks round)."""
+    reach = [math.ceil(2.0 * detection.elongated_min_length_mm / sp) for sp in spacing]
+    box = tuple(
+        slice(max(0, c - r), min(n, c + r + 1)) for c, r, n in zip(t, reach, s.shape, strict=True)
+    )
+    threshold = background + detection.segmentation_fraction * (float(s[t]) - background)
+    lab, _ = ndimage.label((s[box] >= threshold) & ~physio[box])
+    local = tuple(c - b.start for c, b in zip(t, box, strict=True))
+    if lab[local] == 0:
+        return 0.0, 1.0
+    idx = np.argwhere(lab == lab[local]) + np.array([b.start for b in box])
+    return _principal(idx @ affine[:3, :3].T + affine[:3, 3])
 
 
 def _segment(
@@ -768,6 +812,7 @@ def _exclusion(
             volume <= org.accessory_spleen_max_volume_ml
             and dist <= org.accessory_spleen_max_distance_mm
             and peak >= org.accessory_spleen_min_ratio_spleen * ctx.spleen_level
+            and peak <= _ACCESSORY_MAX_RATIO * ctx.spleen_level
         ):
             return "accessory_spleen", (
                 f"{where} {dist:.0f} mm from the spleen with spleen-like uptake "

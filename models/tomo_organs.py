@@ -25,11 +25,19 @@ Method (thresholds from ``[tomo.organs]`` and ``[tomo.ct]``):
 3. Hot organs: the organ-scale image above ``hot_organ_factor`` x L, split by a watershed
    whose markers are regional maxima of log-uptake with a relative dip of at least
    ``_SPLIT_DIP`` (so noise does not split an organ and a lesion next to an organ keeps its
-   own basin). Basins are classified by anatomy: the kidneys are the best mirror-symmetric
-   pair of posterior basins left and right of the midline (``kidney_*``); the spleen is the
-   largest remaining basin on the patient's left (``spleen_min_lateral_mm``), posterior,
-   within its volume range; the bladder the largest midline basin below the kidneys. With a
-   fused CT the spleen mask is its basin restricted to the CT spleen window.
+   own basin); touching basins of similar uptake joined by a high pass are merged
+   (``_SIMILAR``, ``_MERGE_PASS``). Basins are classified by anatomy: the kidneys are the
+   best mirror-symmetric pair of posterior basins left and right of the midline
+   (``kidney_*``; position and volume asymmetry summed); the spleen is the largest remaining
+   basin on the patient's left (``spleen_min_lateral_mm``), not anterior, reaching above the
+   kidneys, within its volume range; the bladder the largest midline basin well below the
+   kidneys. When only one kidney is found, the basin at its mirror image is split from two
+   seeds (a left kidney that touches a hotter spleen has no maximum of its own). Touching
+   unclassified basins with a similar peak are absorbed into the organ; voxels above
+   ``_CORE_FACTOR`` x an organ's 75th percentile are cut out of it (a lesion sharing its
+   basin). When no spleen shows above the liver-based threshold (a liver as hot as the
+   spleen), the search is repeated above the body-based organ level. With a fused CT the
+   spleen mask is its basin restricted to the CT spleen window.
 4. Reference VOIs (:func:`place_reference`): spheres of the configured diameter centred at
    least radius + ``edge_margin_mm`` (+ ``emission_edge_margin_fwhm`` x FWHM when the organ
    was outlined on the blurred emission image) inside the organ and radius +
@@ -61,6 +69,7 @@ from octoscan.models.tomo_pairing import WorkingGrid
 from octoscan.models.types import ReferenceRegion
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+_FIRST_FLOOR = 1e-3  # first body estimate: voxels above this x the 99.5th percentile
 _SPLIT_DIP = 0.2  # relative dip between two maxima that keeps them apart (20 %)
 _LOG_STEP = 0.005  # quantisation of log-uptake for the h-maxima transform
 _KIDNEY_PAIR_MAX_MM = 70.0  # largest asymmetry (z, y and lateral offsets summed) of a pair
@@ -70,6 +79,7 @@ _BLADDER_BELOW_KIDNEY_MM = 60.0  # bladder centre at least this far below the ki
 _HULL_CLOSING_MM = 10.0  # closing radius of the liver hull
 _MIRROR_SEED_MM = 15.0  # seed ball at the mirrored kidney position
 _MIRROR_APART_MM = 40.0  # the other organ's seed lies at least this far from it
+_MERGE_PASS = 0.85  # ... and joined by a pass at this fraction of the lower peak
 _SIMILAR = 1.25  # touching basins with peaks and levels within this factor are one organ
 _FRAGMENT_LEVEL = (0.6, 1.2)  # peak range (x organ peak) of a basin merged into an organ
 _CORE_FACTOR = 1.5  # organ voxels above this x the organ's 75th percentile are a lesion core
@@ -324,7 +334,9 @@ def _body(
             "emission volume holds no positive value; expected a reconstructed SPECT or PET",
             code="empty_volume",
         )
-    level = float(np.median(organ_image[organ_image > 0.02 * np.percentile(positive, 99.5)]))
+    level = float(
+        np.median(organ_image[organ_image > _FIRST_FLOOR * np.percentile(positive, 99.5)])
+    )
     if ct_hu is not None:
         mask = ct_hu > ct_cfg.body_hu_min
     else:
@@ -545,6 +557,30 @@ def _classify_hot(
     return spleen, kidneys, bladder
 
 
+def _hot_organs(
+    s: np.ndarray,
+    body: BodyFrame,
+    liver: np.ndarray | None,
+    level: float,
+    affine: np.ndarray,
+    spacing: tuple[float, float, float],
+    organs: TomoOrganConfig,
+) -> tuple[np.ndarray, list[_Basin], tuple[_Basin | None, list[_Basin], _Basin | None]]:
+    """Basins above ``hot_organ_factor`` x ``level`` (liver voxels in the liver band left out)
+    and their classification (module docstring, step 3)."""
+    hot = body.mask & (s > organs.hot_organ_factor * level)
+    if liver is not None:
+        hot &= ~(liver & (s <= organs.liver_band_high * level))
+    basins = split_basins(s, hot)
+    _merge_similar(basins, s, _basin_stats(basins, s, affine, spacing))
+    stats = _basin_stats(basins, s, affine, spacing)
+    spleen_b, kidney_bs, bladder_b = _classify_hot(stats, body, organs)
+    if len(kidney_bs) == 1 and _split_mirror_kidney(basins, s, kidney_bs[0], body, affine, spacing):
+        stats = _basin_stats(basins, s, affine, spacing)
+        spleen_b, kidney_bs, bladder_b = _classify_hot(stats, body, organs)
+    return basins, stats, (spleen_b, kidney_bs, bladder_b)
+
+
 def _split_mirror_kidney(
     basins: np.ndarray,
     s: np.ndarray,
@@ -596,9 +632,11 @@ def _split_mirror_kidney(
     return True
 
 
-def _merge_similar(basins: np.ndarray, stats: list[_Basin]) -> None:
-    """Merge touching basins whose peaks and median levels agree within ``_SIMILAR``
-    (one organ cut in two by noise or by its shape), before organs are classified."""
+def _merge_similar(basins: np.ndarray, s: np.ndarray, stats: list[_Basin]) -> None:
+    """Merge touching basins whose peaks and median levels agree within ``_SIMILAR`` and
+    whose pass (the highest uptake along their shared boundary) is at least
+    ``_MERGE_PASS`` x the lower peak: one organ cut in two by noise or by its shape. Two
+    organs of similar uptake (spleen and left kidney) keep the dip between them apart."""
     by_label = {b.label: b for b in stats}
     parent = {b.label: b.label for b in stats}
 
@@ -621,7 +659,15 @@ def _merge_similar(basins: np.ndarray, stats: list[_Basin]) -> None:
                 continue
             peaks = o.peak / b.peak if b.peak > 0 else math.inf
             levels = o.level / b.level if b.level > 0 else math.inf
-            if 1.0 / _SIMILAR <= peaks <= _SIMILAR and 1.0 / _SIMILAR <= levels <= _SIMILAR:
+            if not (1.0 / _SIMILAR <= peaks <= _SIMILAR and 1.0 / _SIMILAR <= levels <= _SIMILAR):
+                continue
+            side_b = (sub == b.label) & ndimage.binary_dilation(sub == o.label)
+            side_o = (sub == o.label) & ndimage.binary_dilation(sub == b.label)
+            sub_s = s[grown]
+            if not side_b.any() or not side_o.any():
+                continue
+            passing = min(float(sub_s[side_b].max()), float(sub_s[side_o].max()))
+            if passing >= _MERGE_PASS * min(b.peak, o.peak):
                 ra, rb = root(b.label), root(o.label)
                 if ra != rb:
                     parent[rb] = ra
@@ -708,20 +754,20 @@ def locate_organs(
             )
     hull = _hull(liver, spacing) if liver is not None else None
 
-    hot_level = (
-        level if level is not None else organs.organ_threshold_factor * body.soft_tissue_level
+    organ_level = organs.organ_threshold_factor * body.soft_tissue_level
+    basins, stats, (spleen_b, kidney_bs, bladder_b) = _hot_organs(
+        s, body, liver, level if level is not None else organ_level, affine, spacing, organs
     )
-    hot = body.mask & (s > organs.hot_organ_factor * hot_level)
-    if hull is not None and liver is not None:
-        hot &= ~(liver & (s <= organs.liver_band_high * hot_level))
-    basins = split_basins(s, hot)
-    _merge_similar(basins, _basin_stats(basins, s, affine, spacing))
-    stats = _basin_stats(basins, s, affine, spacing)
-    spleen_b, kidney_bs, bladder_b = _classify_hot(stats, body, organs)
-    if len(kidney_bs) == 1 and _split_mirror_kidney(basins, s, kidney_bs[0], body, affine, spacing):
-        stats = _basin_stats(basins, s, affine, spacing)
-        spleen_b, kidney_bs, bladder_b = _classify_hot(stats, body, organs)
-
+    if spleen_b is None and level is not None and organs.hot_organ_factor * organ_level < level:
+        # no spleen above the liver: a liver as hot as the spleen (diffuse involvement)
+        # hides it; search again above the body-based organ level
+        retry = _hot_organs(s, body, liver, organ_level, affine, spacing, organs)
+        if retry[2][0] is not None:
+            basins, stats, (spleen_b, kidney_bs, bladder_b) = retry
+            warnings.append(
+                "spleen found only below the liver-based threshold: the liver is as avid as "
+                "the spleen"
+            )
     organ_labels = [b.label for b in (spleen_b, *kidney_bs) if b is not None]
     _absorb_fragments(basins, stats, organ_labels)
     spleen = _carve(basins == spleen_b.label, s) if spleen_b is not None else None

@@ -71,8 +71,9 @@ class TomoLesionMetrics:
     """Per-lesion figures that :class:`~octoscan.models.types.Lesion` has no field for.
 
     ``lesion_id`` matches ``Lesion.id``. Ratios are :class:`RatioInterval` (value and
-    interval) or None without that reference. ``recovery`` is the recovery coefficient used,
-    ``pvc_diameter_mm`` the sphere diameter it was computed for, ``corrected_peak`` =
+    interval) or None without that reference. ``recovery`` is the recovery coefficient used
+    (for a sphere of the lesion's ``diameter_mm``), ``segmented_volume_ml`` the volume of the
+    segmented region (the lesion's ``volume_ml`` is its blur-corrected size), ``corrected_peak`` =
     background + (peak - background) / recovery, in the emission units. SUV figures are set
     when the volume is in SUVbw (``suv_max``: hottest voxel; ``suv_peak``: the 1 mL peak
     sphere; ``suv_mean``: mean of the segmented region).
@@ -87,7 +88,7 @@ class TomoLesionMetrics:
     grade_uncorrected: int | None
     grade_corrected: int | None
     recovery: float
-    pvc_diameter_mm: float
+    segmented_volume_ml: float
     corrected_peak: float
     max_value: float
     contrast: float
@@ -443,12 +444,13 @@ def _check_plausibility(
     if liver is None:
         return references
     problems: list[str] = []
-    spleen = refs.get("spleen")
+    spleen = refs.get("spleen") or refs.get("kidney")
     limit = tomo.plausibility.max_liver_to_spleen_ratio
     if spleen is not None and spleen.mean > 0 and liver.mean >= limit * spleen.mean:
         problems.append(
-            f"liver uptake {liver.mean / spleen.mean:.2f} x spleen (spleen is normally the "
-            f"highest; limit {limit:g}): diffuse liver involvement or a wrong organ?"
+            f"liver uptake {liver.mean / spleen.mean:.2f} x {spleen.organ} (spleen and kidneys "
+            f"are normally well above liver; limit {limit:g}): diffuse liver involvement or a "
+            "wrong organ?"
         )
     if organs.liver is not None:
         spacing = grid.spacing_mm
@@ -569,7 +571,7 @@ def _grade(
                 grade_uncorrected=unc.grade,
                 grade_corrected=cor.grade,
                 recovery=f.recovery,
-                pvc_diameter_mm=f.pvc_diameter_mm,
+                segmented_volume_ml=f.segmented_volume_ml,
                 corrected_peak=f.corrected_peak,
                 max_value=f.max_value,
                 contrast=f.contrast,

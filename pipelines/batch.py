@@ -230,7 +230,8 @@ class StudyReport:
     """What a worker returns for one study.
 
     ``status``: "ok" or "failed". ``files`` maps output names to bytes; ``inputs`` is None
-    when the inputs could not be hashed. ``seconds`` is the worker's wall time.
+    when the inputs could not be hashed. ``seconds`` is the worker's wall time and
+    ``cpu_seconds`` its CPU time for the study (hashing included).
     """
 
     study_key: str
@@ -241,11 +242,12 @@ class StudyReport:
     error_code: str | None = None
     error_reason: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
 
 def run_study_task(task: StudyTask) -> StudyReport:
     """Hash the inputs (unless given), then score the study. Never raises for bad input."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     inputs = task.inputs
     if inputs is None:
         try:
@@ -261,6 +263,7 @@ def run_study_task(task: StudyTask) -> StudyReport:
                 error_code=UNREADABLE_INPUT,
                 error_reason=reason,
                 files={ERROR_NAME: dumps_json(record).encode("utf-8")},
+                cpu_seconds=time.process_time() - cpu0,
             )
     outcome = process_study(task.series, task.config, task.options)
     return StudyReport(
@@ -272,6 +275,7 @@ def run_study_task(task: StudyTask) -> StudyReport:
         error_code=outcome.error_code,
         error_reason=outcome.error_reason,
         files=render_study_files(outcome),
+        cpu_seconds=time.process_time() - cpu0,
     )
 
 
@@ -283,7 +287,9 @@ class StudyRecord:
     """One study of a finished batch, as the CSV files give it.
 
     ``status`` is "ok" or "failed"; ``reused`` tells that the outputs of an earlier run were
-    kept (no scoring this run). ``results_row`` and ``lesion_rows`` are the CSV rows (text).
+    kept (no scoring this run). ``seconds`` and ``cpu_seconds``: wall and CPU time spent on
+    the study in this run (for a reused study: hashing its inputs; CPU time 0).
+    ``results_row`` and ``lesion_rows`` are the CSV rows (text).
     """
 
     study_key: str
@@ -295,6 +301,7 @@ class StudyRecord:
     error_reason: str | None
     results_row: dict[str, str]
     lesion_rows: tuple[dict[str, str], ...] = ()
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -447,10 +454,16 @@ def _commit(
         run=run,
     )
     if status == "ok" and outcome.result is not None:
-        return _record_from_result(key, outcome.result, reused=False, seconds=outcome.seconds)
-    return _failed_record(
-        key, code or INTERNAL, outcome.error_reason or "", reused=False, seconds=outcome.seconds
-    )
+        record = _record_from_result(key, outcome.result, reused=False, seconds=outcome.seconds)
+    else:
+        record = _failed_record(
+            key,
+            code or INTERNAL,
+            outcome.error_reason or "",
+            reused=False,
+            seconds=outcome.seconds,
+        )
+    return dataclasses.replace(record, cpu_seconds=outcome.cpu_seconds)
 
 
 def _plan(

@@ -101,7 +101,7 @@ def _worker_init(log_level: int, modules: tuple[str, ...]) -> None:
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s [worker]: %(message)s")
     for name in _THREAD_ENV:  # one process per core already: no nested BLAS/OpenMP threads
         os.environ.setdefault(name, "1")
-    (lambda **k: type("T", (), {"start": lambda self: None})())(
+    threading.Thread(
         target=_exit_when_orphaned,
         args=(os.getppid(), _ORPHAN_POLL_S),
         name="octoscan-orphan-watchdog",

@@ -84,10 +84,10 @@ def body_half_depth(x: np.ndarray, z: np.ndarray, spec: BodySpec) -> np.ndarray:
     """Half of the body's thickness (mm) along the projection at (x, z)."""
     w, d = spec.torso_width_mm / 2.0, spec.torso_depth_mm / 2.0
     head = 95.0 * np.sqrt(np.clip(1 - (x / 75.0) ** 2 - ((z - 110.0) / 110.0) ** 2, 0, None))
-    neck = np.where((z >= 215) & (z < 290), 55.0 * np.sqrt(np.clip(1 - (x / 55.0) ** 2, 0, None)), 0)
-    torso = np.where(
-        (z >= 280) & (z < 930), d * np.sqrt(np.clip(1 - (x / w) ** 2, 0, None)), 0.0
+    neck = np.where(
+        (z >= 215) & (z < 290), 55.0 * np.sqrt(np.clip(1 - (x / 55.0) ** 2, 0, None)), 0
     )
+    torso = np.where((z >= 280) & (z < 930), d * np.sqrt(np.clip(1 - (x / w) ** 2, 0, None)), 0.0)
     legs = np.zeros_like(x)
     for lx in (-w / 2.0, w / 2.0):
         legs = np.maximum(

@@ -187,7 +187,9 @@ def test_missing_key_suggests_extends(tmp_path: Path) -> None:
     data = tomllib.loads(_default_text())
     del data["krenning"]["grade4_min_ratio_spleen"]
     text = _default_text().replace("grade4_min_ratio_spleen = 1.0\n", "")
-    with pytest.raises(ConfigError, match=r'missing key krenning.grade4_min_ratio_spleen .*extends = "default"'):
+    with pytest.raises(
+        ConfigError, match=r'missing key krenning.grade4_min_ratio_spleen .*extends = "default"'
+    ):
         load_config(_write(tmp_path, text))
 
 

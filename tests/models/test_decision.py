@@ -80,8 +80,18 @@ TABLE = [
     ("only grade 1", [lesion(1, 0.3, (0.25, 0.35))], "not_eligible", "not_eligible"),
     ("clearly above liver", [lesion(1, 1.5, (1.3, 1.7))], "eligible", "eligible"),
     ("above liver, not significantly", [lesion(1, 1.05, (0.95, 1.15))], "needs_review", "eligible"),
-    ("just below liver, interval reaches it", [lesion(1, 0.95, (0.85, 1.02))], "needs_review", "eligible"),
-    ("just below liver, interval short of it", [lesion(1, 0.9, (0.8, 0.99))], "needs_review", "needs_review"),
+    (
+        "just below liver, interval reaches it",
+        [lesion(1, 0.95, (0.85, 1.02))],
+        "needs_review",
+        "eligible",
+    ),
+    (
+        "just below liver, interval short of it",
+        [lesion(1, 0.9, (0.8, 0.99))],
+        "needs_review",
+        "needs_review",
+    ),
     (
         "large lesion below liver beside an avid one",
         [lesion(1, 2.0, (1.8, 2.2)), lesion(2, 0.6, (0.5, 0.7), diameter_mm=20.0)],
@@ -213,3 +223,17 @@ def test_review_reasons_turn_eligible_into_review() -> None:
     assert "review: heterogeneous" in d.reasons
     d = decide_eligibility([], REFS, config=DEFAULT, review_reasons=("heterogeneous",))
     assert d.status == "not_eligible"
+
+
+def test_missing_liver_without_review_flag_decides_on_what_is_certain() -> None:
+    cfg = dataclasses.replace(
+        DEFAULT,
+        decision=dataclasses.replace(DEFAULT.decision, review_on_implausible_reference=False),
+    )
+    refs = (ref("spleen"),)
+    above_spleen = lesion(1, 5.0, (4.5, 5.5), ratio_spleen=1.3, spleen_ci=(1.2, 1.4))
+    assert decide_eligibility([above_spleen], refs, config=cfg).status == "eligible"
+    d = decide_eligibility([lesion(1, 1.5, (1.3, 1.7))], refs, config=cfg)
+    assert d.status == "needs_review"
+    assert any("standing against liver unknown" in r for r in d.reasons)
+    assert decide_eligibility([], refs, config=cfg).status == "not_eligible"

@@ -66,7 +66,11 @@ def _ref(organ: str, mean: float, var_mean: float = 0.0) -> ReferenceRegion:
 )
 def test_grade_lesion_without_noise_is_exact(peak: float, grade: int) -> None:
     g = grade_lesion(
-        peak, 0.0, liver=_ref("liver", 100.0), spleen=_ref("spleen", 300.0), thresholds=T,
+        peak,
+        0.0,
+        liver=_ref("liver", 100.0),
+        spleen=_ref("spleen", 300.0),
+        thresholds=T,
         confidence=0.95,
     )
     assert g.grade == grade
@@ -80,8 +84,12 @@ def test_grade_lesion_without_noise_is_exact(peak: float, grade: int) -> None:
 def test_interval_straddling_a_threshold_is_borderline() -> None:
     # peak 105 +- 10 (sd) against liver 100 +- 1: interval about 0.86-1.28 straddles 1.0
     g = grade_lesion(
-        105.0, 100.0, liver=_ref("liver", 100.0, 1.0), spleen=_ref("spleen", 400.0, 4.0),
-        thresholds=T, confidence=0.95,
+        105.0,
+        100.0,
+        liver=_ref("liver", 100.0, 1.0),
+        spleen=_ref("spleen", 400.0, 4.0),
+        thresholds=T,
+        confidence=0.95,
     )
     assert g.grade == 3
     assert g.grade_range == (2, 3)
@@ -92,15 +100,23 @@ def test_interval_straddling_a_threshold_is_borderline() -> None:
 
 def test_clear_interval_is_not_borderline() -> None:
     g = grade_lesion(
-        200.0, 4.0, liver=_ref("liver", 100.0, 0.25), spleen=_ref("spleen", 400.0, 4.0),
-        thresholds=T, confidence=0.95,
+        200.0,
+        4.0,
+        liver=_ref("liver", 100.0, 0.25),
+        spleen=_ref("spleen", 400.0, 4.0),
+        thresholds=T,
+        confidence=0.95,
     )
     assert (g.grade, g.grade_range, g.borderline) == (3, (3, 3), False)
 
 
 def test_kidney_is_named_as_grade4_reference() -> None:
     g = grade_lesion(
-        500.0, 0.0, liver=_ref("liver", 100.0), spleen=_ref("kidney", 300.0), thresholds=T,
+        500.0,
+        0.0,
+        liver=_ref("liver", 100.0),
+        spleen=_ref("kidney", 300.0),
+        thresholds=T,
         confidence=0.95,
     )
     assert g.grade == 4
@@ -129,8 +145,13 @@ def test_no_liver_reference_gives_no_grade() -> None:
 
 def test_ci_method_is_carried() -> None:
     g = grade_lesion(
-        150.0, 9.0, liver=_ref("liver", 100.0, 1.0), spleen=None, thresholds=T,
-        confidence=0.95, ci_method=EMPIRICAL_CI_METHOD,
+        150.0,
+        9.0,
+        liver=_ref("liver", 100.0, 1.0),
+        spleen=None,
+        thresholds=T,
+        confidence=0.95,
+        ci_method=EMPIRICAL_CI_METHOD,
     )
     assert g.ratio_liver is not None and g.ratio_liver.method == EMPIRICAL_CI_METHOD
 

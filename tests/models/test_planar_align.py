@@ -18,7 +18,9 @@ from octoscan.models.planar_align import (
 ALIGN = load_config().planar.alignment
 
 
-def _image(counts: np.ndarray, view: View, *, spacing=(4.0, 4.0), is_count_data=True) -> PlanarImage:
+def _image(
+    counts: np.ndarray, view: View, *, spacing=(4.0, 4.0), is_count_data=True
+) -> PlanarImage:
     return PlanarImage(
         counts.astype(np.float32),
         view,
@@ -79,11 +81,17 @@ def test_estimate_shift_recovers_a_known_translation(shift: tuple[float, float])
 def test_estimate_shift_rejects_mismatched_shapes_and_flat_images() -> None:
     with pytest.raises(ValueError, match=r"shapes differ"):
         estimate_shift(
-            np.ones((4, 4)), np.ones((4, 5)), spacing_mm=(1, 1), max_shift_mm=2,
+            np.ones((4, 4)),
+            np.ones((4, 5)),
+            spacing_mm=(1, 1),
+            max_shift_mm=2,
             smoothing_fwhm_mm=2,
         )
     assert estimate_shift(
-        np.zeros((40, 40)), np.zeros((40, 40)), spacing_mm=(1, 1), max_shift_mm=5,
+        np.zeros((40, 40)),
+        np.zeros((40, 40)),
+        spacing_mm=(1, 1),
+        max_shift_mm=5,
         smoothing_fwhm_mm=2,
     ) == ((0.0, 0.0), 0.0)
 
@@ -136,9 +144,7 @@ def test_unknown_view_is_read_as_anterior() -> None:
 
 
 def test_derived_images_have_no_variance() -> None:
-    conj = conjugate_view(
-        _image(_scene(), View.ANTERIOR, is_count_data=False), None, config=ALIGN
-    )
+    conj = conjugate_view(_image(_scene(), View.ANTERIOR, is_count_data=False), None, config=ALIGN)
     assert conj.variance is None and not conj.is_count_data
 
 

@@ -155,7 +155,13 @@ def test_reference_keeps_clear_of_exclusions_and_edges() -> None:
     excl = np.zeros_like(organ)
     excl[30:50, 15:30] = True  # a lesion on the thick side
     p = place_reference(
-        organ, excl, img, img.copy(), organ="liver", diameter_mm=20.0, edge_margin_mm=4.0,
+        organ,
+        excl,
+        img,
+        img.copy(),
+        organ="liver",
+        diameter_mm=20.0,
+        edge_margin_mm=4.0,
         spacing_mm=(2.0, 2.0),
     )
     assert p is not None
@@ -166,12 +172,24 @@ def test_reference_keeps_clear_of_exclusions_and_edges() -> None:
     assert img[r, c] == 120.0  # on the thick side, clear of the lesion
     assert p.warnings == ()
     tight = place_reference(
-        organ, excl, img, None, organ="liver", diameter_mm=20.0, edge_margin_mm=40.0,
+        organ,
+        excl,
+        img,
+        None,
+        organ="liver",
+        diameter_mm=20.0,
+        edge_margin_mm=40.0,
         spacing_mm=(2.0, 2.0),
     )
     assert tight is not None and "reference kept only" in tight.warnings[0]
     none = place_reference(
-        organ, organ, img, None, organ="liver", diameter_mm=20.0, edge_margin_mm=4.0,
+        organ,
+        organ,
+        img,
+        None,
+        organ="liver",
+        diameter_mm=20.0,
+        edge_margin_mm=4.0,
         spacing_mm=(2.0, 2.0),
     )
     assert none is None

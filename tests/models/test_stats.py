@@ -100,7 +100,9 @@ def test_smooth_variance_matches_simulation() -> None:
     draws = np.stack([smooth(rng.poisson(lam).astype(float), sigma) for _ in range(400)])
     predicted = smooth_variance(lam, sigma)[20, 20]
     assert draws[:, 20, 20].var(ddof=1) == pytest.approx(predicted, rel=0.15)
-    assert predicted == pytest.approx(50.0 * (gaussian_kernel_1d(1.5) ** 2).sum() * (gaussian_kernel_1d(2.5) ** 2).sum())
+    assert predicted == pytest.approx(
+        50.0 * (gaussian_kernel_1d(1.5) ** 2).sum() * (gaussian_kernel_1d(2.5) ** 2).sum()
+    )
 
 
 def test_region_mean_variance_poisson_and_empirical() -> None:

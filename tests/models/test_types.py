@@ -72,8 +72,13 @@ def test_tomographic_lesion_and_ungraded_lesion_are_valid() -> None:
 
 def test_reference_region_validation_and_lookup() -> None:
     liver = ReferenceRegion(
-        organ="liver", mean=100.0, std=5.0, variance_of_mean=0.3, variance_method="poisson",
-        method="test", radius_mm=15.0,
+        organ="liver",
+        mean=100.0,
+        std=5.0,
+        variance_of_mean=0.3,
+        variance_method="poisson",
+        method="test",
+        radius_mm=15.0,
     )
     with pytest.raises(ValueError, match=r"variance_method = 'guess'; expected 'poisson' or"):
         dataclasses.replace(liver, variance_method="guess")

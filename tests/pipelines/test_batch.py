@@ -91,6 +91,7 @@ def test_batch_scores_every_study(first_run, batch_input):
     assert summary.exit_code == 0
     assert [r.study_key for r in summary.records] == keys
     assert summary.executor == "local processes (2 worker(s))"
+    assert all(r.seconds > 0 and 0 < r.cpu_seconds for r in summary.records)
     for uid in batch_input.study_uids:
         key = study_key(uid)
         result = json.loads((out / key / "result.json").read_text())

@@ -1,0 +1,203 @@
+"""3-D lesions: the recovery-coefficient model, detection, segmentation, physiological
+exclusion and measurement on hand-built volumes with known truth."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from octoscan.models.tomo_lesions import (
+    DetectionResult,
+    detect_lesions,
+    isocontour_radius,
+    recovery_centre,
+    recovery_coefficient,
+    recovery_peak_average,
+    sphere_profile,
+    sphere_radius_from_isocontour,
+)
+from octoscan.models.tomo_organs import locate_organs
+from octoscan.models.tomo_pairing import resample_ct_to, working_grid
+from scipy import ndimage
+
+from tests.models import tomo_builders as tb
+
+SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+
+# ---------------------------------------------------------------------------- the PVC model
+
+
+def test_large_sphere_recovers_fully() -> None:
+    sigma = 13.0 * SIGMA_PER_FWHM
+    assert recovery_centre(60.0, sigma) == pytest.approx(1.0, abs=1e-9)
+    assert recovery_peak_average(60.0, sigma, 6.2) == pytest.approx(1.0, abs=1e-6)
+    assert recovery_coefficient(120.0, 13.0, model="sphere_peak_average", peak_volume_ml=1.0) == (
+        pytest.approx(1.0, abs=1e-6)
+    )
+
+
+def test_sphere_as_wide_as_the_fwhm_recovers_29_percent_at_its_centre() -> None:
+    # R = FWHM / 2 = 1.1774 sigma: p(0) = erf(0.8326) - sqrt(2/pi) 1.1774 exp(-ln 2)
+    fwhm = 12.0
+    expected = (
+        math.erf(math.sqrt(math.log(2.0)))
+        - math.sqrt(2.0 / math.pi) * math.sqrt(2.0 * math.log(2.0)) * 0.5
+    )
+    assert expected == pytest.approx(0.2913, abs=1e-4)
+    rc = recovery_coefficient(fwhm, fwhm, model="sphere_centre", peak_volume_ml=1.0)
+    assert rc == pytest.approx(expected, abs=1e-9)
+    # the peak-sphere average is lower than the centre value and scale-free in mm
+    avg = recovery_coefficient(fwhm, fwhm, model="sphere_peak_average", peak_volume_ml=1.0)
+    assert 0.15 < avg < rc
+    assert recovery_coefficient(24.0, 24.0, model="sphere_centre", peak_volume_ml=1.0) == (
+        pytest.approx(expected, abs=1e-9)
+    )
+
+
+def test_profile_matches_a_numerical_convolution() -> None:
+    step, radius, sigma = 0.5, 8.0, 4.0
+    n = 121
+    ax = (np.arange(n) - n // 2) * step
+    zz, yy, xx = np.meshgrid(ax, ax, ax, indexing="ij", sparse=True)
+    r = np.sqrt(zz**2 + yy**2 + xx**2)
+    sphere = (r <= radius).astype(np.float64)
+    blurred = ndimage.gaussian_filter(sphere, sigma / step, mode="constant", truncate=5.0)
+    profile = blurred[n // 2, n // 2, n // 2 :]
+    distances = ax[n // 2 :]
+    analytic = sphere_profile(distances, radius, sigma)
+    np.testing.assert_allclose(profile[:40], analytic[:40], atol=0.01)
+    assert float(analytic[0]) == pytest.approx(recovery_centre(radius, sigma))
+
+
+def test_isocontour_inversion_round_trips() -> None:
+    sigma = 5.0
+    for radius in (3.0, 8.0, 15.0, 30.0):
+        measured = isocontour_radius(radius, sigma, 0.5)
+        assert sphere_radius_from_isocontour(measured, sigma, 0.5) == pytest.approx(
+            radius, abs=1e-3
+        )
+    # a region no larger than a point's blurred image has no size
+    point = sigma * math.sqrt(2.0 * math.log(2.0))
+    assert isocontour_radius(0.0, sigma, 0.5) == pytest.approx(point)
+    assert sphere_radius_from_isocontour(point * 0.9, sigma, 0.5) == 0.0
+    # large spheres: the 50 % contour lies a little inside the edge (curvature)
+    assert 29.0 < isocontour_radius(30.0, sigma, 0.5) < 30.0
+
+
+def test_recovery_model_none_and_unknown() -> None:
+    assert recovery_coefficient(5.0, 13.0, model="none", peak_volume_ml=1.0) == 1.0
+    with pytest.raises(ValueError, match=r"recovery model 'gaussian'"):
+        recovery_coefficient(5.0, 13.0, model="gaussian", peak_volume_ml=1.0)
+
+
+def test_profile_edge_cases() -> None:
+    assert np.all(sphere_profile(np.array([0.0, 5.0]), 0.0, 4.0) == 0.0)
+    np.testing.assert_array_equal(sphere_profile(np.array([1.0, 9.0]), 5.0, 0.0), [1.0, 0.0])
+    assert isocontour_radius(7.0, 0.0, 0.5) == 7.0
+    assert sphere_radius_from_isocontour(7.0, 0.0, 0.5) == 7.0
+
+
+# ---------------------------------------------------------------------------- detection
+
+
+def _detect(lesions, *, ct_hu=None, noise_cov=0.05, seed=1) -> tuple[DetectionResult, object]:
+    cfg = tb.tomo_config()
+    emission = tb.emission_volume(lesions, noise_cov=noise_cov, seed=seed)
+    grid = working_grid(emission, working_voxel_mm=cfg.resolution.working_voxel_mm)
+    image = grid.reduce(emission.array)
+    hu = None
+    if ct_hu is not None:
+        hu = resample_ct_to(ct_hu, grid.shape, grid.affine).array
+    organs = locate_organs(image, grid, ct_hu=hu, organs=cfg.organs, ct=cfg.ct)
+    found = detect_lesions(
+        image,
+        grid,
+        organs,
+        emission.array,
+        fwhm_mm=10.0,
+        is_pet=False,
+        detection=cfg.detection,
+        organ_cfg=cfg.organs,
+        ct_cfg=cfg.ct,
+        pvc=cfg.pvc,
+    )
+    return found, emission
+
+
+def _match(found: DetectionResult, sphere: tb.Sphere):
+    best = min(
+        found.findings,
+        key=lambda f: float(np.linalg.norm(np.subtract(f.center_lps_mm, sphere.centre))),
+    )
+    return best, float(np.linalg.norm(np.subtract(best.center_lps_mm, sphere.centre)))
+
+
+def test_lesions_found_centred_sized_and_corrected() -> None:
+    found, emission = _detect(tb.DEFAULT_LESIONS)
+    assert len(found.findings) == len(tb.DEFAULT_LESIONS)
+    assert found.excluded == ()
+    voxel = max(emission.spacing_mm)
+    for sphere in tb.DEFAULT_LESIONS:
+        lesion, distance = _match(found, sphere)
+        assert distance <= voxel  # centroid within one voxel
+        assert lesion.volume_ml == pytest.approx(sphere.volume_ml, rel=0.2)
+        assert lesion.diameter_mm == pytest.approx(2.0 * sphere.radius_mm, rel=0.1)
+        # the segmented region itself is smaller than the blurred lesion's true size
+        assert lesion.segmented_volume_ml < lesion.volume_ml
+        true_value = sphere.ratio_liver * tb.LIVER_COUNTS
+        # partial volume: the peak underestimates, the correction brings it back near truth
+        assert lesion.peak < true_value
+        assert lesion.corrected_peak > lesion.peak
+        assert lesion.corrected_peak == pytest.approx(true_value, rel=0.2)
+        assert 0.6 < lesion.recovery <= 1.0
+        assert lesion.mask.shape == emission.shape
+        assert lesion.mask[
+            tuple(np.round(emission.lps_to_index(np.array(sphere.centre))).astype(int))
+        ]
+    in_liver = _match(found, tb.DEFAULT_LESIONS[0])[0]
+    assert in_liver.in_liver and in_liver.region == "liver"
+    # inside the liver the background is the normal-liver level
+    assert in_liver.background == pytest.approx(tb.LIVER_COUNTS, rel=0.1)
+    node = _match(found, tb.DEFAULT_LESIONS[1])[0]
+    assert node.region == "extrahepatic"
+    assert node.background < 0.3 * tb.LIVER_COUNTS
+    assert found.liver_level == pytest.approx(tb.LIVER_COUNTS, rel=0.1)
+
+
+def test_lesion_no_hotter_than_liver_inside_liver_is_not_called() -> None:
+    iso = tb.Sphere((-85.0, -25.0, 1025.0), 15.0, 1.05)
+    found, _ = _detect((iso,))
+    assert found.findings == ()
+
+
+def test_bowel_like_tube_is_excluded_as_elongated() -> None:
+    tube = tuple(tb.Sphere((x, -75.0, 930.0), 8.0, 0.8) for x in np.arange(-45.0, 46.0, 6.0))
+    node = tb.Sphere((50.0, -20.0, 1120.0), 12.0, 6.0)
+    found, _ = _detect((*tube, node))
+    kinds = [e.kind for e in found.excluded]
+    assert "elongated" in kinds
+    tube_ex = next(e for e in found.excluded if e.kind == "elongated")
+    assert tube_ex.center_lps_mm[1] == pytest.approx(-75.0, abs=5.0)
+    assert "bowel-like" in tube_ex.reason
+    assert len(found.findings) == 1
+    assert _match(found, node)[1] <= 4.0
+
+
+def test_accessory_spleen_is_excluded_with_a_reason() -> None:
+    splenule = tb.Sphere((100.0, -25.0, 1070.0), 7.0, 5.0)
+    found, _ = _detect((splenule,))
+    assert found.findings == ()
+    assert [e.kind for e in found.excluded] == ["accessory_spleen"]
+    assert "pancreatic-tail" in found.excluded[0].reason
+
+
+def test_fluid_density_hot_spot_is_excluded_on_ct() -> None:
+    bile = tb.Sphere((-40.0, -95.0, 960.0), 14.0, 2.0)  # hot, but water-dense on CT
+    node = tb.Sphere((50.0, -20.0, 1120.0), 12.0, 6.0)
+    ct = tb.ct_volume((bile, node), lesion_hu=(8.0, 40.0))
+    found, _ = _detect((bile, node), ct_hu=ct)
+    assert [e.kind for e in found.excluded] == ["fluid"]
+    assert "fluid density" in found.excluded[0].reason
+    assert len(found.findings) == 1
+    assert found.findings[0].region == "soft tissue"

@@ -1,0 +1,311 @@
+"""Builders for the tomographic-scoring tests: the proposed ``[tomo]`` table and a small
+synthetic abdomen (emission volume and CT) whose truth is known exactly.
+
+The synthetic body is an elliptic cylinder of soft tissue with a liver on the patient's right
+(LPS x < 0), a spleen on the left and posterior, two kidneys beside the spine and spherical
+lesions. Concentrations are relative to normal liver (1.0 = ``LIVER_COUNTS`` counts per mL);
+the emission image is the concentration sampled with 2 x 2 x 2 sub-voxels (partial volume),
+blurred by a Gaussian of ``fwhm_mm`` and given correlated Gaussian noise whose variance is
+proportional to the local mean (``noise_cov`` at the liver's level).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from octoscan.imaging.types import AcquisitionInfo, SeriesKind, SourceRef, Volume
+from octoscan.models.tomo_config import TomoConfig, tomo_config_from_dict
+from scipy import ndimage
+
+TOMO_TOML = """
+[tomo.resolution]
+spect_fwhm_mm = 13.0
+pet_fwhm_mm = 6.5
+working_voxel_mm = 4.0
+
+[tomo.pairing]
+min_overlap_fraction = 0.5
+
+[tomo.organs]
+smoothing_fwhm_mm = 10.0
+body_threshold_fraction = 0.3
+organ_threshold_factor = 3.0
+liver_band_low = 0.5
+liver_band_high = 1.6
+hot_organ_factor = 1.5
+opening_radius_mm = 8.0
+liver_min_volume_ml = 300.0
+liver_max_volume_ml = 5000.0
+spleen_min_volume_ml = 30.0
+spleen_max_volume_ml = 1500.0
+spleen_min_lateral_mm = 50.0
+kidney_min_volume_ml = 20.0
+kidney_max_volume_ml = 600.0
+kidney_min_lateral_mm = 25.0
+kidney_max_lateral_mm = 130.0
+bladder_min_volume_ml = 20.0
+bladder_max_lateral_mm = 50.0
+accessory_spleen_max_volume_ml = 15.0
+accessory_spleen_max_distance_mm = 40.0
+accessory_spleen_min_ratio_spleen = 0.5
+
+[tomo.ct]
+body_hu_min = -500.0
+liver_hu_min = 48.0
+liver_hu_max = 100.0
+spleen_hu_min = 38.0
+spleen_hu_max = 100.0
+fluid_hu_min = -30.0
+fluid_hu_max = 22.0
+bone_hu_min = 200.0
+lung_hu_max = -400.0
+smoothing_fwhm_mm = 6.0
+opening_radius_mm = 6.0
+
+[tomo.references]
+liver_diameter_mm = 30.0
+spleen_diameter_mm = 20.0
+kidney_diameter_mm = 20.0
+edge_margin_mm = 5.0
+emission_edge_margin_fwhm = 0.5
+lesion_margin_mm = 10.0
+
+[tomo.plausibility]
+max_liver_to_spleen_ratio = 0.8
+max_liver_cv = 0.3
+
+[tomo.detection]
+smoothing_fwhm_fraction = 0.5
+background_size_mm = 80.0
+min_z_score = 5.0
+min_contrast = 0.5
+min_liver_lesion_ratio = 1.2
+segmentation_fraction = 0.5
+min_volume_ml = 0.5
+min_peak_distance_mm = 15.0
+peak_volume_ml = 1.0
+elongated_min_length_mm = 60.0
+elongated_min_ratio = 2.2
+large_faint_min_volume_ml = 150.0
+adrenal_max_ratio_spleen = 0.8
+uncinate_max_ratio_liver = 1.0
+
+[tomo.pvc]
+recovery_model = "sphere_peak_average"
+max_correction_factor = 4.0
+grade_on = "corrected"
+
+[tomo.decision]
+pet_uptake_rule = "significantly_above_liver"
+spect_uptake_rule = "rule_set"
+"""
+
+LIVER_COUNTS = 100.0
+STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
+FRAME_UID = "1.2.826.0.1.3680043.8.498.9"
+
+
+def tomo_raw() -> dict:
+    """The ``[tomo]`` table as nested dicts (a fresh copy)."""
+    return tomllib.loads(TOMO_TOML)["tomo"]
+
+
+def tomo_config() -> TomoConfig:
+    """The proposed defaults as a validated TomoConfig."""
+    return tomo_config_from_dict(tomo_raw())
+
+
+@dataclass(frozen=True)
+class Sphere:
+    """A spherical lesion: centre (LPS mm), radius (mm), concentration / normal liver."""
+
+    centre: tuple[float, float, float]
+    radius_mm: float
+    ratio_liver: float
+
+    @property
+    def volume_ml(self) -> float:
+        return 4.0 / 3.0 * math.pi * self.radius_mm**3 / 1000.0
+
+
+@dataclass(frozen=True)
+class Ellipsoid:
+    centre: tuple[float, float, float]
+    semi_axes_mm: tuple[float, float, float]
+
+
+BODY_SEMI_XY = (150.0, 110.0)
+LIVER = Ellipsoid((-70.0, -10.0, 1040.0), (65.0, 75.0, 70.0))
+SPLEEN = Ellipsoid((100.0, 40.0, 1070.0), (22.0, 32.0, 38.0))
+KIDNEY_RIGHT = Ellipsoid((-65.0, 55.0, 970.0), (25.0, 22.0, 42.0))
+KIDNEY_LEFT = Ellipsoid((65.0, 55.0, 975.0), (25.0, 22.0, 42.0))
+LEVELS = {"soft": 0.06, "liver": 1.0, "spleen": 5.0, "kidney": 3.5}
+HU = {"air": -1000.0, "soft": 40.0, "liver": 60.0, "spleen": 46.0, "kidney": 32.0, "lesion": 40.0}
+
+DEFAULT_LESIONS = (
+    Sphere((-85.0, -25.0, 1025.0), 15.0, 3.0),  # in the liver, grade 3 (liver < 3 < spleen)
+    Sphere((10.0, -45.0, 985.0), 12.0, 8.0),  # node, grade 4 (above spleen)
+    Sphere((35.0, -60.0, 1120.0), 11.0, 2.0),  # node, grade 3
+)
+
+
+def grid_affine(shape: tuple[int, int, int], spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """Axial grid centred on (0, 0, 1040) LPS: plane +z, row +y, col +x."""
+    dz, dy, dx = spacing_mm
+    nz, ny, nx = shape
+    a = np.zeros((4, 4))
+    a[2, 0], a[1, 1], a[0, 2], a[3, 3] = dz, dy, dx, 1.0
+    a[:3, 3] = (-(nx - 1) / 2.0 * dx, -(ny - 1) / 2.0 * dy, 1040.0 - (nz - 1) / 2.0 * dz)
+    return a
+
+
+def _coords(shape: tuple[int, int, int], affine: np.ndarray, sub: int) -> tuple[np.ndarray, ...]:
+    """LPS (x, y, z) of sub-voxel centres, shapes broadcastable to shape * sub."""
+    axes = []
+    for k, n in enumerate(shape):
+        step = 1.0 / sub
+        idx = (np.arange(n * sub) + 0.5) * step - 0.5
+        axes.append(idx.reshape([-1 if a == k else 1 for a in range(3)]))
+    x = affine[0, 2] * axes[2] + affine[0, 3]
+    y = affine[1, 1] * axes[1] + affine[1, 3]
+    z = affine[2, 0] * axes[0] + affine[2, 3]
+    return x, y, z
+
+
+def _inside(e: Ellipsoid, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    (cx, cy, cz), (a, b, c) = e.centre, e.semi_axes_mm
+    return ((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 + ((z - cz) / c) ** 2 <= 1.0
+
+
+def label_map(
+    shape: tuple[int, int, int],
+    affine: np.ndarray,
+    lesions: Sequence[Sphere],
+    *,
+    sub: int = 1,
+    spleen: bool = True,
+) -> np.ndarray:
+    """Tissue labels (0 air, 1 soft, 2 liver, 3 spleen, 4 kidney, 10+k lesion k) on the grid,
+    optionally at ``sub`` x finer sampling per axis."""
+    x, y, z = _coords(shape, affine, sub)
+    full = (shape[0] * sub, shape[1] * sub, shape[2] * sub)
+    labels = np.zeros(full, dtype=np.uint8)
+    body = (x / BODY_SEMI_XY[0]) ** 2 + (y / BODY_SEMI_XY[1]) ** 2 <= 1.0
+    labels[np.broadcast_to(body, full)] = 1
+    labels[np.broadcast_to(_inside(LIVER, x, y, z), full)] = 2
+    if spleen:
+        labels[np.broadcast_to(_inside(SPLEEN, x, y, z), full)] = 3
+    for kidney in (KIDNEY_RIGHT, KIDNEY_LEFT):
+        labels[np.broadcast_to(_inside(kidney, x, y, z), full)] = 4
+    for k, les in enumerate(lesions):
+        e = Ellipsoid(les.centre, (les.radius_mm,) * 3)
+        labels[np.broadcast_to(_inside(e, x, y, z), full)] = 10 + k
+    return labels
+
+
+def concentration(
+    shape: tuple[int, int, int],
+    affine: np.ndarray,
+    lesions: Sequence[Sphere],
+    *,
+    spleen: bool = True,
+    liver_ratio: float = 1.0,
+) -> np.ndarray:
+    """Concentration / normal liver on the grid, partial volume from 2 x 2 x 2 sub-voxels."""
+    labels = label_map(shape, affine, lesions, sub=2, spleen=spleen)
+    lut = np.zeros(256, dtype=np.float32)
+    lut[1], lut[2] = LEVELS["soft"], LEVELS["liver"] * liver_ratio
+    lut[3], lut[4] = LEVELS["spleen"], LEVELS["kidney"]
+    for k, les in enumerate(lesions):
+        lut[10 + k] = les.ratio_liver
+    fine = lut[labels]
+    return fine.reshape(shape[0], 2, shape[1], 2, shape[2], 2).mean(axis=(1, 3, 5))
+
+
+def emission_volume(
+    lesions: Sequence[Sphere] = DEFAULT_LESIONS,
+    *,
+    shape: tuple[int, int, int] = (64, 88, 104),
+    spacing_mm: tuple[float, float, float] = (4.0, 4.0, 4.0),
+    fwhm_mm: float = 10.0,
+    noise_cov: float = 0.05,
+    seed: int = 1,
+    kind: SeriesKind = SeriesKind.SPECT,
+    units: str = "counts",
+    radionuclide: str | None = "In-111",
+    radiopharmaceutical: str | None = "pentetreotide",
+    resolution_fwhm_mm: float | None = 10.0,
+    spleen: bool = True,
+    frame_uid: str | None = FRAME_UID,
+    scale: float = LIVER_COUNTS,
+) -> Volume:
+    """The synthetic emission volume (module docstring); values = concentration x ``scale``."""
+    affine = grid_affine(shape, spacing_mm)
+    conc = concentration(shape, affine, lesions, spleen=spleen)
+    sigma = [fwhm_mm / 2.3548 / s for s in spacing_mm]
+    mean = ndimage.gaussian_filter(conc, sigma, mode="constant") * scale
+    rng = np.random.default_rng(seed)
+    white = rng.standard_normal(shape).astype(np.float32)
+    corr = ndimage.gaussian_filter(white, 1.0, mode="wrap")
+    corr /= corr.std()
+    sd = noise_cov * np.sqrt(np.maximum(mean, 0.0) * scale)
+    array = np.maximum(mean + sd * corr, 0.0).astype(np.float32)
+    return Volume(
+        array=array,
+        affine=affine,
+        units=units,
+        kind=kind,
+        acquisition=AcquisitionInfo(
+            modality="PT" if kind is SeriesKind.PET else "NM",
+            radionuclide=radionuclide,
+            radiopharmaceutical=radiopharmaceutical,
+            hours_post_injection=24.0,
+        ),
+        source=SourceRef(STUDY_UID, STUDY_UID + ".1", frame_of_reference_uid=frame_uid),
+        resolution_fwhm_mm=resolution_fwhm_mm,
+    )
+
+
+def ct_volume(
+    lesions: Sequence[Sphere] = DEFAULT_LESIONS,
+    *,
+    shape: tuple[int, int, int] = (64, 144, 170),
+    spacing_mm: tuple[float, float, float] = (4.0, 2.5, 2.5),
+    noise_hu: float = 8.0,
+    seed: int = 2,
+    frame_uid: str | None = FRAME_UID,
+    spleen: bool = True,
+    lesion_hu: Sequence[float] | None = None,
+) -> Volume:
+    """A CT of the same body in HU on its own (finer) grid, same frame of reference.
+
+    ``lesion_hu`` gives each lesion's HU (default: soft tissue, 40 HU)."""
+    affine = grid_affine(shape, spacing_mm)
+    labels = label_map(shape, affine, lesions, spleen=spleen)
+    lut = np.full(256, HU["air"], dtype=np.float32)
+    lut[1], lut[2], lut[3], lut[4] = HU["soft"], HU["liver"], HU["spleen"], HU["kidney"]
+    lut[10:] = HU["lesion"]
+    for k, value in enumerate(lesion_hu or ()):
+        lut[10 + k] = value
+    hu = lut[labels]
+    rng = np.random.default_rng(seed)
+    body = labels > 0
+    hu[body] += rng.normal(0.0, noise_hu, size=int(body.sum())).astype(np.float32)
+    return Volume(
+        array=hu,
+        affine=affine,
+        units="HU",
+        kind=SeriesKind.CT,
+        acquisition=AcquisitionInfo(modality="CT"),
+        source=SourceRef(STUDY_UID, STUDY_UID + ".2", frame_of_reference_uid=frame_uid),
+    )
+
+
+def true_mask(volume: Volume, ellipsoid: Ellipsoid) -> np.ndarray:
+    """Voxels of ``volume`` whose centres lie inside ``ellipsoid``."""
+    x, y, z = _coords(volume.shape, volume.affine, 1)
+    return np.broadcast_to(_inside(ellipsoid, x, y, z), volume.shape)
