@@ -303,7 +303,7 @@ def _build(cls: type, raw: Any, *, section: str, source: str) -> Any:
                 path=source,
             )
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[f.name] = _build(hint, raw[f.name], section=key, source=source)
         else:
             values[f.name] = _check_value(key, raw[f.name], hint, f.metadata, source)

@@ -146,6 +146,8 @@ class _Basin:
     offset: float  # signed lateral offset from the midline, mm (+ = image right)
     pa_ratio: float | None
     peak_rc: tuple[int, int] = (0, 0)
+    # the watershed basins merged into this one: (mask, peak) each
+    parts: tuple[tuple[np.ndarray, tuple[int, int]], ...] = ()
 
 
 def _footprint(radius_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
@@ -491,9 +493,9 @@ def _basins(
     markers = np.zeros(organ_img.shape, dtype=np.int32)
     for k, (r, c) in enumerate(coords, start=1):
         markers[r, c] = k
-    labels = watershed(-organ_img, markers, mask=region)
+    raw = watershed(-organ_img, markers, mask=region)
     peaks = {k: float(organ_img[r, c]) for k, (r, c) in enumerate(coords, start=1)}
-    labels = _merge_basins(labels, organ_img, peaks)
+    labels = _merge_basins(raw, organ_img, peaks)
     pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
     out: list[_Basin] = []
     objects = ndimage.find_objects(labels)
@@ -528,6 +530,11 @@ def _basins(
                 offset=(float(cc.mean()) - midline) * spacing_mm[1],
                 pa_ratio=pa,
                 peak_rc=_argmax_in(organ_img, full),
+                parts=tuple(
+                    (raw == k, (int(coords[k - 1][0]), int(coords[k - 1][1])))
+                    for k in np.unique(raw[full])
+                    if k > 0
+                ),
             )
         )
     return out
@@ -712,6 +719,7 @@ def _minus(
         offset=b.offset,
         pa_ratio=b.pa_ratio,
         peak_rc=peak_rc,
+        parts=b.parts,
     )
 
 
@@ -779,11 +787,24 @@ def _classify(
     spleen_zone = np.zeros(body.shape, dtype=bool)
     if spleen_cands:
         spleen = max(spleen_cands, key=lambda b: b.level)
-        organs["spleen"] = spleen.mask
-        peaks["spleen"] = _argmax_in(organ_img, spleen.mask)
+        # keep only the merged parts that peak as far out as a spleen does: a hot lesion
+        # against the spleen's medial side (pancreatic tail, node) keeps its own part
+        lateral = [
+            m
+            for m, (r, c) in spleen.parts
+            if (c - midline) * spacing_mm[1] * sign >= _SPLEEN_MIN_OFFSET_MM
+        ]
+        spleen_mask = spleen.mask
+        if lateral and len(lateral) < len(spleen.parts):
+            keep = np.logical_or.reduce(lateral)
+            trimmed = spleen.mask & keep
+            if trimmed.any():
+                spleen_mask = _largest_component(trimmed)
+        organs["spleen"] = spleen_mask
+        peaks["spleen"] = _argmax_in(organ_img, spleen_mask)
         rest = [b for b in rest if b is not spleen]
         spleen_zone = ndimage.binary_dilation(
-            spleen.mask, iterations=max(1, round(5.0 / min(spacing_mm)))
+            spleen_mask, iterations=max(1, round(5.0 / min(spacing_mm)))
         )
     else:
         warnings.append(

@@ -7,9 +7,9 @@ Detection (``[tomo.detection]``; working grid, LPS mm):
    FWHM (S). The local background B is the sigma-clipped mean of S over a cube of
    ``background_size_mm`` (normalised box filters, three passes dropping voxels more than
    ``_CLIP_SD`` local SDs above the local mean) taken over background tissue only: body
-   voxels at least ``_TAIL_FWHM`` FWHM away from the liver, spleen, kidneys and bladder
-   (beyond their blurred tails) and below liver uptake, so that neither organs nor a large
-   lesion raise their own background. In the liver zone B is the normal-liver level L
+   voxels more than one FWHM from the spleen, kidneys and bladder, outside the liver zone
+   (the liver hull grown by half a FWHM) and below liver uptake, so that neither organs nor
+   a large lesion raise their own background. In the liver zone B is the normal-liver level L
    (median of S in the liver core).
 2. Noise: the local clipped SD of S (it holds the background's noise *and* its structure,
    which is what a lesion has to stand out from); in the liver zone the robust SD
@@ -29,9 +29,10 @@ Detection (``[tomo.detection]``; working grid, LPS mm):
    gallbladder) is measured against liver instead and must pass the liver criteria.
    Regions under ``min_volume_ml`` are dropped.
 5. Physiological exclusion (each excluded hot spot is kept with its reason): elongated
-   plateaus (the connected region above the lesion's segmentation threshold, outside the
-   organs and across neighbouring maxima, with length >= ``elongated_min_length_mm`` and
-   principal-axis ratio >= ``elongated_min_ratio``: bowel, ureter); large regions below liver uptake
+   regions, or elongated plateaus (the connected region above the lesion's segmentation
+   threshold outside the organs, across neighbouring maxima), with length >=
+   ``elongated_min_length_mm`` and principal-axis ratio >= ``elongated_min_ratio``: bowel,
+   ureter; large regions below liver uptake
    (>= ``large_faint_min_volume_ml``: stomach, bowel loops); an *accessory spleen* (a
    nodule of at most ``tomo.organs.accessory_spleen_max_volume_ml`` within
    ``accessory_spleen_max_distance_mm`` of the spleen, between
@@ -112,7 +113,6 @@ _UNCINATE_FRONT_MM = (20.0, 90.0)
 _UNCINATE_MEDIAL_MM = (-15.0, 60.0)  # from the right kidney centre towards the midline
 _MAX_ADRENAL_ML = 20.0
 _MAX_UNCINATE_ML = 15.0
-_TAIL_FWHM = 1.5  # background tissue starts this many FWHM away from organs and liver
 _CLIP_SD = 2.5  # local background: voxels this many local SDs above the local mean are dropped
 _MIN_COVERAGE = 0.05  # share of background voxels a box needs for local statistics
 _ACCESSORY_MAX_RATIO = 1.25  # a splenule is spleen tissue: never much hotter than the spleen
@@ -415,10 +415,8 @@ def detect_lesions(
         if liver_level is not None
         else organ_cfg.organ_threshold_factor * body.soft_tissue_level
     )
-    # organs' and liver's blurred tails reach about 1.5 FWHM beyond their outlines
-    avid = physio | (organs.liver_hull if organs.liver_hull is not None else physio)
-    tails = dilate_mm(avid, _TAIL_FWHM * fwhm_mm, spacing) if avid.any() else avid
-    weight = body.mask & ~tails & (s < cut)
+    near_organs = dilate_mm(physio, fwhm_mm, spacing) if physio.any() else physio
+    weight = body.mask & ~near_organs & ~liver_zone & (s < cut)
     size = [max(1, round(detection.background_size_mm / sp)) | 1 for sp in spacing]
     bg, sd, _, g_sd = _local_background(s, weight, size)
     if liver_level is not None:
@@ -557,7 +555,11 @@ def detect_lesions(
         idx = np.argwhere(region) + off
         pts = idx @ affine[:3, :3].T + affine[:3, 3]
         centre = pts.mean(axis=0)
-        length, elong = _plateau_shape(s, physio, t, local_bg, detection, spacing, affine)
+        # the region or the plateau it sits on (several maxima of one bowel loop) elongated
+        length, elong = _principal(pts)
+        p_length, p_elong = _plateau_shape(s, physio, t, local_bg, detection, spacing, affine)
+        if p_length >= detection.elongated_min_length_mm and p_elong >= elong:
+            length, elong = p_length, p_elong
         centre_t = (float(centre[0]), float(centre[1]), float(centre[2]))
         in_liver = _in_liver(region, box, organs, liver_zone, spacing, fwhm_mm)
         native_box = grid.native_box(box)

@@ -762,7 +762,7 @@ def locate_organs(
         # no spleen above the liver: a liver as hot as the spleen (diffuse involvement)
         # hides it; search again above the body-based organ level
         retry = _hot_organs(s, body, liver, organ_level, affine, spacing, organs)
-        if retry[2][0] is not None:
+        if retry[2][0] is not None and len(retry[2][1]) >= len(kidney_bs):
             basins, stats, (spleen_b, kidney_bs, bladder_b) = retry
             warnings.append(
                 "spleen found only below the liver-based threshold: the liver is as avid as "
@@ -784,6 +784,11 @@ def locate_organs(
     if len(kidneys) < 2:
         warnings.append(f"{len(kidneys)} kidney(s) found instead of 2")
     bladder = basins == bladder_b.label if bladder_b is not None else None
+    if liver is not None:
+        # a voxel belongs to one organ: the hot organs keep their outline
+        for other in (spleen, bladder, *kidneys):
+            if other is not None:
+                liver = liver & ~other
     return OrganMaps(
         body=body,
         organ_image=s,

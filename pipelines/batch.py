@@ -77,6 +77,12 @@ from octoscan.pipelines.outputs import (
     write_csv_atomic,
 )
 from octoscan.pipelines.progress import Progress
+from octoscan.pipelines.report import (
+    OVERLAY_PREFIX,
+    OVERLAY_SUFFIX,
+    build_report,
+    render_overlay_pngs,
+)
 from octoscan.pipelines.resume import (
     InputDigest,
     RunFingerprint,
@@ -86,7 +92,12 @@ from octoscan.pipelines.resume import (
     digest_inputs,
     run_fingerprint,
 )
-from octoscan.pipelines.study import StudyOptions, octoscan_version, process_study
+from octoscan.pipelines.study import (
+    StudyOptions,
+    StudyOutcome,
+    octoscan_version,
+    process_study,
+)
 
 try:
     import fcntl
@@ -117,6 +128,8 @@ WORKER_CRASHED = "worker_crashed"
 UNREADABLE_INPUT = "unreadable_input"
 STUDY_KEY_COLLISION = "study_key_collision"
 _NOT_REUSED_CODES = frozenset({INTERNAL, WORKER_CRASHED, UNREADABLE_INPUT})
+# Per-study outputs a study folder may hold (stale ones are removed on commit).
+_KNOWN_OUTPUTS: tuple[str, ...] = (*STUDY_OUTPUT_NAMES, f"{OVERLAY_PREFIX}*{OVERLAY_SUFFIX}")
 _STUDY_DIR = re.compile(f"[0-9a-f]{{{STUDY_KEY_LENGTH}}}")
 
 
@@ -274,9 +287,17 @@ def run_study_task(task: StudyTask) -> StudyReport:
         result=outcome.result,
         error_code=outcome.error_code,
         error_reason=outcome.error_reason,
-        files=render_study_files(outcome),
+        files=_study_files(outcome, show_phi=task.options.show_phi),
         cpu_seconds=time.process_time() - cpu0,
     )
+
+
+def _study_files(outcome: StudyOutcome, *, show_phi: bool) -> dict[str, bytes]:
+    """result.json / error.json plus, for a scored study, its overlay PNGs."""
+    files = render_study_files(outcome)
+    if outcome.status == "ok":
+        files.update(render_overlay_pngs(outcome, show_phi=show_phi))
+    return files
 
 
 # --------------------------------------------------------------------------- parent side
@@ -434,7 +455,7 @@ def _commit(
         commit_study_files(
             study_dir,
             files,
-            known_outputs=STUDY_OUTPUT_NAMES,
+            known_outputs=_KNOWN_OUTPUTS,
             study_key=key,
             status="failed",
             inputs=None,
@@ -447,7 +468,7 @@ def _commit(
     commit_study_files(
         study_dir,
         outcome.files,
-        known_outputs=STUDY_OUTPUT_NAMES,
+        known_outputs=_KNOWN_OUTPUTS,
         study_key=key,
         status=status,
         inputs=outcome.inputs if keep_manifest else None,
@@ -702,6 +723,7 @@ def run_batch(
         _write_batch_files(
             out_path, input_path, records, index.skipped, index.n_non_dicom, config, options
         )
+        build_report(out_path, show_phi=options.show_phi)
     summary = BatchSummary(
         input_dir=str(input_path),
         out_dir=str(out_path),

@@ -363,8 +363,14 @@ def _volume_objects(
             seg, identity, series_description=SEG_SERIES[0], body_part_examined=region_body_part
         )
         out[f"{FILE_PREFIX}seg-{key}{FILE_SUFFIX}"] = seg
+        source_series = hd.sr.SourceSeriesForSegmentation(series_uid)
         for number, spec in enumerate(specs, start=1):
-            regions[spec.tracking_id] = hd.sr.ReferencedSegment.from_segmentation(seg, number)
+            regions[spec.tracking_id] = hd.sr.ReferencedSegment(
+                sop_class_uid=seg.SOPClassUID,
+                sop_instance_uid=seg.SOPInstanceUID,
+                segment_number=number,
+                source_series=source_series,
+            )
         evidence.append(seg)
     modality = "PET" if volume.kind is SeriesKind.PET else "SPECT"
     findings = ReportFindings(
@@ -380,9 +386,7 @@ def _volume_objects(
             "octoscan SEG on its grid"
         ),
     )
-    procedure: Code = (
-        codes.LN.PETWholeBody if volume.kind is SeriesKind.PET else codes.SCT.SPECT
-    )
+    procedure: Code = codes.LN.PETWholeBody if volume.kind is SeriesKind.PET else codes.SCT.SPECT
     report = measurement_report(findings, regions, identity, part=part, procedure=procedure)
     sr = build_sr(
         report,
@@ -396,9 +400,9 @@ def _volume_objects(
     finish_object(sr, identity, series_description=SR_SERIES[0])
     out[f"{FILE_PREFIX}sr-{key}{FILE_SUFFIX}"] = sr
     panel = fit_panel(
-        render_volume_overlays(
-            volume, findings_in.lesions, findings_in.references, findings_in.ct
-        )["mip"]
+        render_volume_overlays(volume, findings_in.lesions, findings_in.references, findings_in.ct)[
+            "mip"
+        ]
     )
     sc = build_secondary_capture(
         panel,

@@ -29,8 +29,8 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.sr.coding import Code
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 from pydicom.tag import Tag
 
 from octoscan.imaging.dicom_io import read_dataset, read_header
@@ -174,9 +174,7 @@ def _iop(volume: Volume) -> list[float]:
     return [float(ds_value(v, 6)) for v in (*row_dir, *col_dir)]
 
 
-def _nm_source(
-    volume: Volume, path: str, identity: ObjectIdentity
-) -> tuple[Dataset, np.ndarray]:
+def _nm_source(volume: Volume, path: str, identity: ObjectIdentity) -> tuple[Dataset, np.ndarray]:
     """(header copy with functional groups, plane index of each source frame)."""
     ds = read_dataset(path)
     n_frames = int(ds.get("NumberOfFrames") or 1)
@@ -234,13 +232,12 @@ def _single_frame_sources(
         ipp = ds.get("ImagePositionPatient")
         if ipp is None or len(ipp) != 3:
             raise InvalidInputError(
-                "ImagePositionPatient missing; expected one per slice to place the "
-                "segmentation",
+                "ImagePositionPatient missing; expected one per slice to place the segmentation",
                 code="dicom_source_mismatch",
                 path=path,
             )
         idx = volume.lps_to_index(np.asarray([float(v) for v in ipp]))
-        plane = int(round(float(idx[0])))
+        plane = round(float(idx[0]))
         off = max(abs(float(idx[0]) - plane), abs(float(idx[1])), abs(float(idx[2])))
         if (
             off > POSITION_TOLERANCE

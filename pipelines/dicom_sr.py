@@ -35,8 +35,8 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.sr.coding import Code
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 from scipy import ndimage
 from skimage import measure
 
@@ -322,22 +322,23 @@ def planar_region(
     outline = mask_outline(mask) if mask is not None else None
     if outline is not None:
         points, n_parts = outline
-        note = (
-            f"mask has {n_parts} parts: outline of the largest" if n_parts > 1 else None
-        )
+        note = f"mask has {n_parts} parts: outline of the largest" if n_parts > 1 else None
         data = frames.to_source_xy(points)
-        return hd.sr.ImageRegion(graphic_type="POLYLINE", graphic_data=data, source_image=source), note
+        return hd.sr.ImageRegion(
+            graphic_type="POLYLINE", graphic_data=data, source_image=source
+        ), note
     if center_rc is None or radius_mm is None or not radius_mm > 0:
         return None, "no mask and no centre/radius: region not drawn"
     centre = frames.to_source_xy(np.array([center_rc]))[0]
-    half_w = radius_mm / spacing_mm[1]
-    half_h = radius_mm / spacing_mm[0]
-    if math.isclose(half_w, half_h, rel_tol=1e-6):
-        data = np.array([centre, centre + [half_w, 0.0]])
-        return hd.sr.ImageRegion(graphic_type="CIRCLE", graphic_data=data, source_image=source), None
-    horizontal = np.array([centre - [half_w, 0.0], centre + [half_w, 0.0]])
-    vertical = np.array([centre - [0.0, half_h], centre + [0.0, half_h]])
-    axes = [horizontal, vertical] if half_w > half_h else [vertical, horizontal]
+    dx = np.array([radius_mm / spacing_mm[1], 0.0])  # half axes in stored pixels
+    dy = np.array([0.0, radius_mm / spacing_mm[0]])
+    if math.isclose(dx[0], dy[1], rel_tol=1e-6):
+        data = np.array([centre, centre + dx])
+        region = hd.sr.ImageRegion(graphic_type="CIRCLE", graphic_data=data, source_image=source)
+        return region, None
+    horizontal = np.array([centre - dx, centre + dx])
+    vertical = np.array([centre - dy, centre + dy])
+    axes = [horizontal, vertical] if dx[0] > dy[1] else [vertical, horizontal]
     data = np.vstack(axes)
     return hd.sr.ImageRegion(graphic_type="ELLIPSE", graphic_data=data, source_image=source), None
 
@@ -468,7 +469,9 @@ def _lesion_content(
         )
     else:
         texts += _text_items(NOT_GRADED, ["no usable liver reference: the lesion is not graded"])
-    measurements.append(_measurement(codes.SCT.Diameter, d.get("diameter_mm"), codes.UCUM.Millimeter))
+    measurements.append(
+        _measurement(codes.SCT.Diameter, d.get("diameter_mm"), codes.UCUM.Millimeter)
+    )
     measurements.append(_measurement(codes.SCT.Area, d.get("area_cm2"), UCUM_CM2))
     measurements.append(_measurement(codes.SCT.Volume, d.get("volume_ml"), UCUM_ML))
     unit = uptake_unit(units)

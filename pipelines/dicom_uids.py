@@ -10,7 +10,8 @@ clock or draws random numbers:
 * Dates and times that highdicom would set to "now" (InstanceCreation, Content, Series, and
   a secondary capture's DateOfSecondaryCapture/TimeOfSecondaryCapture) are the source
   study's: StudyDate/StudyTime, else the first of SeriesDate, AcquisitionDate, ContentDate
-  that is set, else 1970-01-01 00:00 (logged).
+  that is set, else 1970-01-01 00:00 (logged). The ContributionDateTime highdicom stamps on
+  its own Contributing Equipment item (Type 3) is removed.
 * Patient module (group 0010): copied from the source. Pseudonymised, every group-0010
   attribute is dropped except PatientSex; PatientID and PatientName become the keyed hash of
   :func:`octoscan.pipelines.identity.patient_key` (the ``patient_key`` of result.json) and
@@ -54,6 +55,7 @@ _NOW_ATTRIBUTES = (
     ("SeriesDate", "SeriesTime"),
 )
 _SC_NOW_ATTRIBUTES = ("DateOfSecondaryCapture", "TimeOfSecondaryCapture")
+_PROCESSING_EQUIPMENT = "109102"  # DCM "Processing Equipment": highdicom's own entry
 STUDY_KEYWORDS = (
     "StudyInstanceUID",
     "StudyDate",
@@ -132,7 +134,7 @@ class ObjectIdentity:
         out.update(ds)
         if hasattr(ds, "file_meta"):
             out.file_meta = ds.file_meta
-        for tag in [t for t in out.keys() if t.group == PATIENT_GROUP]:
+        for tag in [e.tag for e in out if e.tag.group == PATIENT_GROUP]:
             del out[tag]
         out.update(self.patient)
         return out
@@ -149,7 +151,7 @@ def _patient_module(source: Dataset, *, pseudonymise: bool, pseudonym_key: bytes
                 setattr(patient, keyword, "")
         return patient
     pseudonym = patient_key(_text(source, "PatientID") or None, pseudonym_key) or ""
-    patient.PatientName = pseudonym
+    patient.PatientName = f"{pseudonym}^" if pseudonym else ""
     patient.PatientID = pseudonym
     patient.PatientBirthDate = ""
     patient.PatientSex = _text(source, "PatientSex")
@@ -215,13 +217,17 @@ def finish_object(
             f"series_description {series_description!r} must start with {MANUFACTURER!r} so "
             "that discovery never takes octoscan's objects as inputs"
         )
-    for tag in [t for t in ds.keys() if t.group == PATIENT_GROUP]:
+    for tag in [e.tag for e in ds if e.tag.group == PATIENT_GROUP]:
         del ds[tag]
     ds.update(identity.patient)
     ds.update(identity.study)
     for date_kw, time_kw in _NOW_ATTRIBUTES:
         setattr(ds, date_kw, identity.date)
         setattr(ds, time_kw, identity.time)
+    for item in ds.get("ContributingEquipmentSequence", []):
+        purposes = [c.CodeValue for c in item.get("PurposeOfReferenceCodeSequence", [])]
+        if _PROCESSING_EQUIPMENT in purposes and "ContributionDateTime" in item:
+            del item.ContributionDateTime  # Type 3; highdicom's "now"
     if _SC_NOW_ATTRIBUTES[0] in ds:
         setattr(ds, _SC_NOW_ATTRIBUTES[0], identity.date)
         setattr(ds, _SC_NOW_ATTRIBUTES[1], identity.time)

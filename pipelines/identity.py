@@ -30,7 +30,7 @@ def study_key(study_instance_uid: str) -> str:
 
 
 def load_pseudonym_key(out_dir: str | Path) -> bytes:
-    """The secret for ``patient_key``: from ``$OCTOSCAN_PSEUDONYM_KEY`` or ``out_dir``'s key file."""
+    """The secret for ``patient_key``: ``$OCTOSCAN_PSEUDONYM_KEY``, else ``out_dir``'s key file."""
     env = os.environ.get(KEY_ENV)
     if env:
         return env.encode("utf-8")

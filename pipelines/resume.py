@@ -249,10 +249,11 @@ def commit_study_files(
 ) -> StudyManifest | None:
     """Write one study's output ``files`` (name -> bytes) with the commit protocol above.
 
-    ``known_outputs`` are the output names a study folder may hold; those not in ``files``
-    are removed (a study that failed after succeeding loses its stale result). With
-    ``inputs`` None (the inputs could not be hashed) no manifest is written, so the study is
-    redone next time. Returns the manifest written (None without one).
+    ``known_outputs`` are the output names (or glob patterns, e.g. ``overlay_*.png``) a
+    study folder may hold; those not in ``files`` are removed (a study that failed after
+    succeeding loses its stale result). With ``inputs`` None (the inputs could not be
+    hashed) no manifest is written, so the study is redone next time. Returns the manifest
+    written (None without one).
     """
     folder = Path(study_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -261,9 +262,10 @@ def commit_study_files(
         if Path(name).name != name or name == MANIFEST_NAME:
             raise ValueError(f"output name {name!r}: expected a plain file name, not the manifest")
         write_bytes_atomic(folder / name, data)
-    for name in known_outputs:
-        if name not in files:
-            (folder / name).unlink(missing_ok=True)
+    for pattern in known_outputs:
+        for stale in folder.glob(pattern):
+            if stale.name not in files and stale.name != MANIFEST_NAME:
+                stale.unlink(missing_ok=True)
     manifest = None
     if inputs is not None:
         manifest = StudyManifest(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from octoscan.imaging.errors import ConfigError
 from octoscan.models.tomo_config import (
     TomoConfig,
@@ -10,7 +11,6 @@ from octoscan.models.tomo_config import (
     tomo_config_from_dict,
     tomo_config_hash,
 )
-
 from tests.models.tomo_builders import tomo_raw
 
 

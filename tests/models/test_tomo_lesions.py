@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
+
 from octoscan.models.tomo_lesions import (
     DetectionResult,
     detect_lesions,
@@ -19,8 +21,6 @@ from octoscan.models.tomo_lesions import (
 )
 from octoscan.models.tomo_organs import locate_organs
 from octoscan.models.tomo_pairing import resample_ct_to, working_grid
-from scipy import ndimage
-
 from tests.models import tomo_builders as tb
 
 SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))

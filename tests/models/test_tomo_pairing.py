@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from octoscan.imaging.types import AcquisitionInfo, SeriesKind, SourceRef, Volume
 from octoscan.models.tomo_pairing import (
     WorkingGrid,
@@ -14,7 +15,6 @@ from octoscan.models.tomo_pairing import (
     resample_ct_to,
     working_grid,
 )
-
 from tests.models.tomo_builders import FRAME_UID, STUDY_UID, grid_affine
 
 

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
+
 from octoscan.imaging.types import AcquisitionInfo, SeriesKind, SourceRef, Volume
 from octoscan.models.tomo_config import TomoConfig, tomo_config_from_dict
-from scipy import ndimage
 
 TOMO_TOML = """
 [tomo.resolution]

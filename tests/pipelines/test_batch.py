@@ -91,7 +91,7 @@ def test_batch_scores_every_study(first_run, batch_input):
     assert summary.exit_code == 0
     assert [r.study_key for r in summary.records] == keys
     assert summary.executor == "local processes (2 worker(s))"
-    assert all(r.seconds > 0 and 0 < r.cpu_seconds for r in summary.records)
+    assert all(r.seconds > 0 and r.cpu_seconds > 0 for r in summary.records)
     for uid in batch_input.study_uids:
         key = study_key(uid)
         result = json.loads((out / key / "result.json").read_text())
@@ -108,6 +108,20 @@ def test_batch_scores_every_study(first_run, batch_input):
         rel = path.relative_to(out).as_posix()
         assert not any(uid in rel for uid in batch_input.study_uids)
         assert "PHANTOM" not in rel
+
+
+def test_batch_writes_overlays_and_the_review_report(first_run, batch_input):
+    _, out, _ = first_run
+    index = (out / "index.html").read_text()
+    for uid in batch_input.study_uids:
+        key = study_key(uid)
+        pngs = sorted(p.name for p in (out / key).glob("overlay_*.png"))
+        assert "overlay_summary.png" in pngs and "overlay_anterior.png" in pngs
+        assert (out / key / "overlay_summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        page = (out / key / "report.html").read_text()
+        assert "overlay_summary.png" in page
+        assert f"{key}/report.html" in index
+    assert MANIFEST_NAME not in index
 
 
 def test_single_view_study_is_ok_with_a_view_warning(first_run, batch_input):
