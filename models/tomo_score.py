@@ -18,6 +18,13 @@ noise model: noise gain g = s^2 / mean of the liver reference (variance per unit
 var(peak) = g x peak / n_eff(peak sphere); the corrected peak's variance is that divided by
 RC^2. The size estimate behind RC is not propagated (a documented limitation).
 
+Plausibility: the liver reference is flagged implausible (``plausible`` False, the study goes
+to review through the decision) when its mean reaches ``max_liver_to_spleen_ratio`` x the
+spleen (or kidney) reference (SSTR physiology puts both well above liver), or when the robust
+coefficient of variation ((P84 - P16) / 2 / median) of the organ-scale liver uptake, one
+FWHM away from lesions and half a FWHM inside the outline, exceeds ``max_liver_cv``
+(diffuse involvement).
+
 Decision rule: PET uses ``tomo.decision.pet_uptake_rule`` (PET-era "significantly above
 liver" by default); SPECT ``tomo.decision.spect_uptake_rule`` (``rule_set``: the rule set's
 own ``[decision].uptake_rule``). The decision names the rule applied.
@@ -406,8 +413,9 @@ def _merge_kidneys(refs: list[ReferenceRegion], fwhm: float) -> ReferenceRegion:
     n = sum(r.n_pixels or 0 for r in refs)
     mean = sum(r.mean * (r.n_pixels or 0) for r in refs) / max(n, 1)
     volume = sum(r.volume_ml or 0.0 for r in refs)
+    # voxel variance: the larger of the two (each was already guarded, see tomo_organs)
     var_voxel = max(r.variance_of_mean * effective_resels(r.volume_ml or 0.0, fwhm) for r in refs)
-    std = math.sqrt(max(r.std for r in refs) ** 2)
+    std = max(r.std for r in refs)
     centre = np.mean([np.asarray(r.center_lps_mm) for r in refs], axis=0)
     return ReferenceRegion(
         organ="kidney",

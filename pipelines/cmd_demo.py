@@ -1,14 +1,18 @@
 """``octoscan demo [OUT_DIR]``: write a phantom study and run the main job on it.
 
-Until scoring exists the main job is indexing (:func:`octoscan.imaging.discovery.discover`) and
-loading every series with the loaders (planar views, SPECT, CT, PET); the summary lists the
-series, the views with their counts, the volumes and the lesions in the truth. Without
-OUT_DIR the study lives in a temporary folder removed at the end.
+The study (planar whole body + SPECT/CT, with its ``truth.json``) goes to ``OUT_DIR/study``;
+the main job, :func:`octoscan.pipelines.batch.run_batch`, writes results, overlays and the
+HTML review report to ``OUT_DIR/results``. The summary lists every series as loaded, the
+scored result and the truth, and ends with the path of the report. Without OUT_DIR a new
+folder under the system's temporary directory is used (and kept, so the report can be
+opened).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -23,9 +27,15 @@ from octoscan.imaging.types import SeriesKind
 from octoscan.imaging.volume import load_ct, load_pet, load_spect
 from octoscan.models.config import load_config
 from octoscan.pipelines.atomic import write_json_atomic
+from octoscan.pipelines.batch import run_batch
 from octoscan.pipelines.cmd_phantom import TRUTH_NAME, prepare_out_dir
+from octoscan.pipelines.outputs import RESULT_NAME
 from octoscan.pipelines.phantom_truth import compose_truth
+from octoscan.pipelines.report import INDEX_NAME
+from octoscan.pipelines.tables import format_result
 
+STUDY_SUBDIR = "study"
+RESULTS_SUBDIR = "results"
 DEMO_SEED = 20240501
 DEMO_LESIONS = "liver:35:6,liver:18:0.8,pancreas:25:12,lymph_node:15:0.35,bone:20:3"
 
@@ -116,24 +126,39 @@ def _describe_truth(composed: dict[str, Any], out: TextIO) -> None:
 
 
 def run_demo(out_dir: Path, *, seed: int, ct_slices: int | None, out: TextIO) -> int:
-    """Write the demo study to ``out_dir`` and run the main job; returns the exit code."""
+    """Write the demo study to ``out_dir/study``, score it into ``out_dir/results``.
+
+    Returns the exit code (0 when the study was scored and every series loaded).
+    """
+    study_dir = out_dir / STUDY_SUBDIR
+    results_dir = out_dir / RESULTS_SUBDIR
     spec = StudySpec(
         seed=seed, kind="all", lesions=parse_lesion_specs(DEMO_LESIONS), ct_slices=ct_slices
     )
-    truth = generate_study(spec, out_dir)
-    composed = compose_truth(truth, load_config("default"))
-    write_json_atomic(out_dir / TRUTH_NAME, composed)
-    print(f"demo study written to {out_dir}", file=out)
-    _, failed = _load_and_describe(out_dir, out)
+    config = load_config("default")
+    truth = generate_study(spec, study_dir)
+    composed = compose_truth(truth, config)
+    write_json_atomic(study_dir / TRUTH_NAME, composed)
+    print(f"demo study written to {study_dir}", file=out)
+    _, failed = _load_and_describe(study_dir, out)
+    summary = run_batch(study_dir, results_dir, config=config, workers=1, resume=False)
+    for record in summary.records:
+        result_path = results_dir / record.study_key / RESULT_NAME
+        if record.status == "ok" and result_path.is_file():
+            print(format_result(json.loads(result_path.read_text(encoding="utf-8"))), file=out)
+        else:
+            print(f"study {record.study_key}: FAILED [{record.error_code}]", file=out)
     _describe_truth(composed, out)
-    print("scoring: not available yet (indexing and loading only)", file=out)
-    return 1 if failed else 0
+    print(f"report: {results_dir / INDEX_NAME}", file=out)
+    return 1 if failed or summary.exit_code else 0
 
 
 def run(args: argparse.Namespace) -> int:
     if args.out_dir is None:
-        with tempfile.TemporaryDirectory(prefix="octoscan-demo-") as tmp:
-            return run_demo(Path(tmp), seed=args.seed, ct_slices=args.ct_slices, out=sys.stdout)
-    out_dir = Path(args.out_dir)
-    prepare_out_dir(out_dir, TRUTH_NAME, args.overwrite)
+        out_dir = Path(tempfile.mkdtemp(prefix="octoscan-demo-"))
+    else:
+        out_dir = Path(args.out_dir)
+        prepare_out_dir(out_dir / STUDY_SUBDIR, TRUTH_NAME, args.overwrite)
+        if args.overwrite and (out_dir / RESULTS_SUBDIR).is_dir():
+            shutil.rmtree(out_dir / RESULTS_SUBDIR)
     return run_demo(out_dir, seed=args.seed, ct_slices=args.ct_slices, out=sys.stdout)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ FILE_SUFFIX = ".dcm"
 SR_SERIES = ("octoscan SR", 9901)
 SEG_SERIES = ("octoscan SEG", 9902)
 SC_SERIES = ("octoscan overlay", 9903)
+_PERSON_NAME_WARNING = r".*unlikely to represent the intended person name"
 SC_MAX_HEIGHT_PX = 1600
 """The planar summary panel is rendered at the largest integer scale that keeps the scoring
 image within this many rows (at least native pixels)."""
@@ -450,26 +452,30 @@ def render_dicom_results(
     objects: dict[str, Dataset] = {}
     version = str(outcome.result.get("provenance", {}).get("octoscan_version") or "")
     version = version or octoscan_version()
-    if outcome.planar is not None:
-        objects.update(
-            _planar_objects(
-                outcome,
-                config_hash=config_hash,
-                pseudonymise=pseudonymise,
-                pseudonym_key=pseudonym_key,
+    with warnings.catch_warnings():
+        # highdicom warns about single-component names ("ANONYMOUS"): the source's name is
+        # copied as it is, so the warning says nothing the user can act on
+        warnings.filterwarnings("ignore", message=_PERSON_NAME_WARNING, category=UserWarning)
+        if outcome.planar is not None:
+            objects.update(
+                _planar_objects(
+                    outcome,
+                    config_hash=config_hash,
+                    pseudonymise=pseudonymise,
+                    pseudonym_key=pseudonym_key,
+                )
             )
-        )
-    for index, findings in enumerate(volumes):
-        objects.update(
-            _volume_objects(
-                findings,
-                index,
-                config_hash=config_hash,
-                version=version,
-                pseudonymise=pseudonymise,
-                pseudonym_key=pseudonym_key,
+        for index, findings in enumerate(volumes):
+            objects.update(
+                _volume_objects(
+                    findings,
+                    index,
+                    config_hash=config_hash,
+                    version=version,
+                    pseudonymise=pseudonymise,
+                    pseudonym_key=pseudonym_key,
+                )
             )
-        )
     return {name: encode(ds) for name, ds in sorted(objects.items())}
 
 

@@ -2,6 +2,8 @@
 errors, and no patient identifiers on the console."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -200,7 +202,7 @@ def test_phantom_cohort_writes_studies_and_index(tmp_path, capsys):
     assert "phantom cohort: 2 studies" in capsys.readouterr().out
 
 
-def test_demo_writes_loads_and_summarises(tmp_path, capsys):
+def test_demo_writes_scores_and_reports(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", str(out), "--ct-slices", "2"]) == 0
     text = capsys.readouterr().out
@@ -208,9 +210,24 @@ def test_demo_writes_loads_and_summarises(tmp_path, capsys):
     assert "anterior" in text and "posterior" in text and "view by ViewCodeSequence" in text
     assert "truth: 5 lesion(s)" in text and "expected decision" in text
     assert "PHANTOM^" not in text
-    assert (out / "truth.json").is_file()
+    assert (out / "study" / "truth.json").is_file()
+    truth = json.loads((out / "study" / "truth.json").read_text())
+    results = sorted((out / "results").glob("*/result.json"))
+    assert len(results) == 1
+    result = json.loads(results[0].read_text())
+    assert result["study_instance_uid"] == truth["study_instance_uid"]
+    assert f"decision: {result['decision']['status'].upper()}" in text
+    report = out / "results" / "index.html"
+    assert report.is_file() and f"report: {report}" in text
+    # --overwrite replaces an earlier demo; without it a second run is refused
+    assert main(["demo", str(out), "--ct-slices", "2"]) == 1
+    assert main(["demo", str(out), "--ct-slices", "2", "--overwrite"]) == 0
 
 
 def test_demo_in_a_temporary_folder(capsys):
     assert main(["demo", "--ct-slices", "1"]) == 0
-    assert "demo study written to" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "demo study written to" in text
+    report = Path(text.rsplit("report: ", 1)[1].strip())
+    assert report.is_file()
+    shutil.rmtree(report.parents[1])

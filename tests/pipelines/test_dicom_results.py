@@ -33,7 +33,13 @@ from octoscan.pipelines.dicom_results import (  # noqa: E402
 )
 from octoscan.pipelines.dicom_sc import fit_panel  # noqa: E402
 from octoscan.pipelines.dicom_seg import segment_specs  # noqa: E402
-from octoscan.pipelines.dicom_sr import SourceFrames, mask_outline  # noqa: E402
+from octoscan.pipelines.dicom_sr import (  # noqa: E402
+    SourceFrames,
+    locate_planar_source,
+    mask_outline,
+    planar_region,
+    scored_view,
+)
 from octoscan.pipelines.dicom_uids import (  # noqa: E402
     derived_uid,
     finish_object,
@@ -476,6 +482,28 @@ def test_writes_are_byte_identical_and_uids_follow_inputs(planar, tmp_path):
         assert ds.StudyInstanceUID == planar.ds[name].StudyInstanceUID
 
 
+@pytest.mark.slow
+def test_a_separate_process_writes_the_same_bytes(planar, tmp_path):
+    """Nothing per-process (a UID drawn at import, the clock) reaches the objects."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from octoscan.imaging.discovery import discover\n"
+        "from octoscan.models.config import config_hash, load_config\n"
+        "from octoscan.pipelines.dicom_results import write_dicom_results\n"
+        "from octoscan.pipelines.study import StudyOptions, process_study\n"
+        "(series,) = discover(sys.argv[1]).studies().values()\n"
+        "cfg = load_config()\n"
+        "out = process_study(series, cfg, StudyOptions(pseudonym_key=b'x'))\n"
+        "write_dicom_results(out, sys.argv[2], config_hash=config_hash(cfg))\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(planar.root), str(tmp_path)], check=True, timeout=300
+    )
+    for path in planar.paths:
+        assert (tmp_path / DICOM_DIR_NAME / path.name).read_bytes() == path.read_bytes()
+
+
 def test_pseudonymised_objects_carry_no_patient_identifier(planar, spect):
     source = pydicom.dcmread(next(planar.root.rglob("NM*.dcm")), stop_before_pixels=True)
     files = render_dicom_results(
@@ -547,6 +575,80 @@ def test_failed_outcome_writes_nothing(tmp_path):
     )
     assert write_dicom_results(failed, tmp_path, config_hash="x") == []
     assert not (tmp_path / DICOM_DIR_NAME).exists()
+
+
+def test_single_component_patient_name_is_copied_without_warnings(planar, tmp_path):
+    study = tmp_path / "study"
+    shutil.copytree(planar.root, study)
+    path = next(study.rglob("NM*.dcm"))
+    ds = pydicom.dcmread(path)
+    ds.PatientName = "ANONYMOUS"
+    ds.save_as(path)
+    outcome = _score(study)
+    files = render_dicom_results(outcome, config_hash="x")  # warnings are errors here
+    for data in files.values():
+        assert str(pydicom.dcmread(io.BytesIO(data)).PatientName) == "ANONYMOUS"
+
+
+def test_unlocatable_source_frames_give_groups_without_regions(planar):
+    outcome = planar.outcome
+    changed = tuple(dataclasses.replace(im, counts=im.counts + 1.0) for im in outcome.planar_images)
+    files = render_dicom_results(
+        dataclasses.replace(outcome, planar_images=changed), config_hash=planar.chash
+    )
+    report = hd.sr.srread(io.BytesIO(files["octoscan-sr-planar.dcm"])).content
+    assert report.get_planar_roi_measurement_groups() == []
+    groups = {g.tracking_identifier: g for g in report.get_image_measurement_groups()}
+    assert sorted(groups) == sorted(_groups(planar.paths[1]))
+    note = _texts(groups["PRRT eligibility"], "SCORING-IMAGE")[0]
+    assert "could not be located again" in note
+    values = _measurements(groups["lesion 1"])
+    assert values["RATIO-LIVER"][0] == outcome.result["lesions"][0]["ratio_liver"]
+
+
+def test_locate_finds_a_half_of_a_side_by_side_image(planar):
+    score = planar.outcome.planar
+    anterior = scored_view(score, planar.outcome.planar_images)
+    whole = locate_planar_source(anterior, mirrored=False)
+    assert whole.column_offset == 0 and whole.width == 256 and len(whole.frame_numbers) == 2
+    right = dataclasses.replace(anterior, counts=anterior.counts[:, 100:].copy())
+    half = locate_planar_source(right, mirrored=False)
+    assert (half.column_offset, half.width) == (100, 156)
+    assert half.frame_numbers == whole.frame_numbers
+    assert (
+        locate_planar_source(
+            dataclasses.replace(anterior, counts=anterior.counts[:, 50:150].copy()), mirrored=False
+        )
+        is None
+    )  # a middle strip is no half
+
+
+def test_planar_region_without_mask_is_a_circle_or_an_ellipse():
+    frames = SourceFrames(
+        str(pydicom.uid.NuclearMedicineImageStorage),
+        "1.2.3",
+        (1, 3),
+        column_offset=0,
+        width=64,
+        mirrored=False,
+        view="anterior",
+    )
+    circle, note = planar_region(
+        frames, mask=None, center_rc=(10.0, 20.0), radius_mm=6.0, spacing_mm=(2.0, 2.0)
+    )
+    assert note is None and circle.GraphicType == "CIRCLE"
+    assert np.allclose(circle.value, [[20.5, 10.5], [23.5, 10.5]])
+    ellipse, _ = planar_region(
+        frames, mask=None, center_rc=(10.0, 20.0), radius_mm=6.0, spacing_mm=(3.0, 1.5)
+    )
+    assert ellipse.GraphicType == "ELLIPSE"  # major axis (along columns: 4 px) first
+    assert np.allclose(ellipse.value, [[16.5, 10.5], [24.5, 10.5], [20.5, 8.5], [20.5, 12.5]])
+    ref = ellipse.ContentSequence[0].ReferencedSOPSequence[0]
+    assert list(map(int, ref.ReferencedFrameNumber)) == [1, 3]
+    none, note = planar_region(
+        frames, mask=None, center_rc=None, radius_mm=6.0, spacing_mm=(2.0, 2.0)
+    )
+    assert none is None and "region not drawn" in note
 
 
 def test_changed_source_file_is_refused(planar, tmp_path):
