@@ -140,6 +140,112 @@ class PlanarConfig:
     detection: DetectionConfig
 
 
+CRITERION_COMPARISONS: tuple[str, ...] = ("<", "<=", ">", ">=")
+"""Comparisons a clinical criterion may use (``value OP limit``)."""
+
+CLINICAL_LIMIT_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "ki67": {"%": (0.0, 100.0)},
+    "creatinine": {"umol/L": (0.0, 3000.0), "mg/dL": (0.0, 35.0)},
+    "creatinine_clearance": {"mL/min": (0.0, 400.0)},
+    "hemoglobin": {"g/dL": (0.0, 25.0), "mmol/L": (0.0, 15.5)},
+    "wbc": {"10^9/L": (0.0, 500.0)},
+    "platelets": {"10^9/L": (0.0, 3000.0)},
+    "bilirubin": {"x ULN": (0.0, 60.0)},
+    "albumin": {"g/dL": (0.0, 7.0), "g/L": (0.0, 70.0)},
+    "performance": {"Karnofsky": (0.0, 100.0)},
+    "prior_treatment": {"lines": (0.0, 30.0)},
+    "life_expectancy": {"months": (0.0, 600.0)},
+}
+"""Clinical criterion -> units its limits may be given in -> allowed range of the limits."""
+
+
+@dataclass(frozen=True)
+class CriterionConfig:
+    """One clinical criterion (issue 7): how one value of the clinical file is judged.
+
+    The value passes when ``value <pass_if> pass_limit`` holds, fails when ``value <fail_if>
+    fail_limit`` holds (``fail_if = "never"``: it never fails; ``fail_limit`` is then not
+    used) and goes to review in between (the review band). ``fail_unless`` (may be empty)
+    names a condition the clinical file cannot show under which a failing value is acceptable
+    (NETTER-1: albumin < 3.0 g/dL unless the prothrombin time is normal): such a value goes
+    to review, with the condition as its reason. Limits are in ``unit``; ``source`` cites
+    them. A criterion with ``enabled = false`` is not evaluated.
+    """
+
+    enabled: bool = field(metadata={})
+    unit: str = field(metadata={"min_length": 1})
+    pass_if: str = field(metadata={"choices": CRITERION_COMPARISONS})
+    pass_limit: float = field(metadata=_r(0.0, 3000.0))
+    fail_if: str = field(metadata={"choices": (*CRITERION_COMPARISONS, "never")})
+    fail_limit: float = field(metadata=_r(0.0, 3000.0))
+    fail_unless: str = field(metadata={})
+    source: str = field(metadata={"min_length": 1})
+
+
+@dataclass(frozen=True)
+class ClinicalConfig:
+    """Clinical criteria of a rule set (issue 7), judged on the clinical file's values."""
+
+    ki67: CriterionConfig
+    creatinine: CriterionConfig
+    creatinine_clearance: CriterionConfig
+    hemoglobin: CriterionConfig
+    wbc: CriterionConfig
+    platelets: CriterionConfig
+    bilirubin: CriterionConfig
+    albumin: CriterionConfig
+    performance: CriterionConfig
+    prior_treatment: CriterionConfig
+    life_expectancy: CriterionConfig
+
+    def items(self) -> tuple[tuple[str, CriterionConfig], ...]:
+        """(name, criterion) of every criterion, enabled or not, in declaration order."""
+        return tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
+
+
+def _check_clinical(clinical: ClinicalConfig, *, source: str) -> None:
+    """Units, limit ranges and the consistency of the pass and fail conditions."""
+    for name, c in clinical.items():
+        key = f"clinical.{name}"
+        units = CLINICAL_LIMIT_RANGES[name]
+        if c.unit not in units:
+            raise ConfigError(
+                f"{key}.unit = {c.unit!r}; expected one of {', '.join(units)}", path=source
+            )
+        lo, hi = units[c.unit]
+        for attr in ("pass_limit", "fail_limit"):
+            value = getattr(c, attr)
+            if not lo <= value <= hi:
+                raise ConfigError(
+                    f"{key}.{attr} = {value!r} is outside the allowed range [{lo}, {hi}] {c.unit}",
+                    path=source,
+                )
+        if c.fail_if == "never":
+            if c.fail_unless:
+                raise ConfigError(
+                    f"{key}.fail_unless = {c.fail_unless!r} but fail_if = 'never'; leave it "
+                    'empty ("")',
+                    path=source,
+                )
+            continue
+        keep_low = c.pass_if in ("<", "<=")
+        if keep_low == (c.fail_if in ("<", "<=")):
+            raise ConfigError(
+                f"{key}: pass_if = {c.pass_if!r} and fail_if = {c.fail_if!r} point the same "
+                "way; a value that passes below a limit fails above one, and the reverse",
+                path=source,
+            )
+        gap = c.fail_limit - c.pass_limit if keep_low else c.pass_limit - c.fail_limit
+        if gap < 0 or (gap == 0 and c.pass_if.endswith("=") == c.fail_if.endswith("=")):
+            raise ConfigError(
+                f"{key}: 'value {c.pass_if} {c.pass_limit:g}' passes and 'value {c.fail_if} "
+                f"{c.fail_limit:g}' fails: the conditions overlap or leave a single value "
+                "between them; equal limits need exactly one inclusive comparison "
+                "(e.g. '<=' and '>')",
+                path=source,
+            )
+
+
 @dataclass(frozen=True)
 class ScoringConfig:
     """A resolved, validated rule set.
@@ -155,6 +261,7 @@ class ScoringConfig:
     statistics: StatisticsConfig
     decision: DecisionConfig
     planar: PlanarConfig
+    clinical: ClinicalConfig
     source: str = field(default="", metadata={"internal": True})
 
 
@@ -177,6 +284,7 @@ def load_config(name_or_path: str | Path = "default") -> ScoringConfig:
     cfg = _build(ScoringConfig, raw, section="", source=source)
     cfg = dataclasses.replace(cfg, source=source)
     _check_cross_fields(cfg)
+    _check_clinical(cfg.clinical, source=source)
     return cfg
 
 

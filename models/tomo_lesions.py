@@ -47,10 +47,14 @@ Detection (``[tomo.detection]``; working grid, LPS mm):
    gallbladder, urine, bowel content).
 
 Measurement (original grid): ``center_lps_mm`` is the centroid of the segmented region (not
-the peak, which is reported separately as ``peak_lps_mm``); ``volume_ml`` the region's volume
-and ``diameter_mm`` its volume-equivalent sphere diameter; ``peak`` the highest mean of a
-sphere of ``peak_volume_ml`` (PERCIST's 1 mL SUVpeak sphere, 1.2 cm across) centred inside
-the region; ``background`` b the local background at the peak.
+the peak, which is reported separately as ``peak_lps_mm``); ``diameter_mm`` and
+``volume_ml`` are those of the uniform sphere whose blurred image segments like the region
+(the segmented region itself, ``segmented_volume_ml``, is smaller than the lesion near the
+resolution limit; see the inversion below); ``peak`` is the mean of a sphere of
+``peak_volume_ml`` (PERCIST's 1 mL SUVpeak sphere, 1.2 cm across) centred at the maximum of
+the smoothed image (the hottest point: searching all positions for the highest sphere mean
+would add a noise bias that grows with the lesion's size); ``background`` b is the local
+background at the peak (the normal-liver level for lesions in the liver).
 
 Partial volume. A uniform sphere of radius R blurred by an isotropic Gaussian of SD s
 (FWHM = 2.3548 s) has, at distance r from its centre, the value (per unit concentration)
@@ -302,21 +306,19 @@ def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
 
 
 def _peak_sphere(
-    native: np.ndarray, mask: np.ndarray, affine: np.ndarray, radius_mm: float
-) -> tuple[float, np.ndarray]:
-    """(highest mean of a sphere of ``radius_mm`` centred in ``mask``, its native index)."""
+    native: np.ndarray, centre: np.ndarray, affine: np.ndarray, radius_mm: float
+) -> float:
+    """Mean of ``native`` over the ball of ``radius_mm`` around the voxel ``centre``."""
     spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
-    kernel = ball(radius_mm, (spacing[0], spacing[1], spacing[2])).astype(np.float32)
-    kernel /= kernel.sum()
-    reach = max(kernel.shape) // 2 + 1
-    box = _box(mask, reach)
-    sub = np.asarray(native[box], dtype=np.float32)
-    means = ndimage.correlate(sub, kernel, mode="nearest")
-    inside = mask[box]
-    means = np.where(inside, means, -np.inf)
-    best = np.unravel_index(int(np.argmax(means)), means.shape)
-    idx = np.asarray(best) + np.array([s.start for s in box])
-    return float(means[best]), idx
+    kernel = ball(radius_mm, (spacing[0], spacing[1], spacing[2]))
+    half = np.array(kernel.shape) // 2
+    lo = centre - half
+    values = []
+    for offset in np.argwhere(kernel):
+        p = lo + offset
+        if np.all(p >= 0) and np.all(p < np.asarray(native.shape)):
+            values.append(float(native[tuple(p)]))
+    return float(np.mean(values)) if values else float(native[tuple(centre)])
 
 
 # -------------------------------------------------------------------------------- detection
@@ -564,10 +566,14 @@ def detect_lesions(
         in_liver = _in_liver(region, box, organs, liver_zone, spacing, fwhm_mm)
         native_box = grid.native_box(box)
         native_region = grid.expand_box(region)
-        peak, peak_local = _peak_sphere(
-            native[native_box], native_region, native_affine, peak_radius
+        # the peak sphere sits at the maximum of the smoothed image: choosing the best of
+        # many noisy sphere positions would bias the peak upwards with the lesion's size
+        peak_idx = np.clip(
+            np.round(grid.to_native_index(np.asarray(t))).astype(int),
+            0,
+            np.asarray(grid.native_shape) - 1,
         )
-        peak_idx = peak_local + np.array([b.start for b in native_box])
+        peak = _peak_sphere(native, peak_idx, native_affine, peak_radius)
         peak_lps = peak_idx @ native_affine[:3, :3].T + native_affine[:3, 3]
         reason = _exclusion(
             context, t, region, box, volume, length, elong, centre, in_liver, local_bg
@@ -581,7 +587,7 @@ def detect_lesions(
                     volume,
                     peak,
                     _full(native_region, native_box, grid.native_shape),
-                    region_box(region, box, s.shape),
+                    _full(region, box, s.shape),
                 )
             )
             continue
@@ -631,7 +637,7 @@ def detect_lesions(
                 recovery=rc,
                 corrected_peak=float(corrected),
                 mask=_full(native_region, native_box, grid.native_shape),
-                working_mask=region_box(region, box, s.shape),
+                working_mask=_full(region, box, s.shape),
                 warnings=tuple(notes),
             )
         )
@@ -684,14 +690,7 @@ def _segment(
     return np.asarray(lab == lab[t])
 
 
-def _full(sub: np.ndarray, box: tuple[slice, ...], shape: tuple[int, int, int]) -> np.ndarray:
-    out = np.zeros(shape, dtype=bool)
-    out[box] = sub
-    return out
-
-
-def region_box(sub: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
-    """A sub-block mask placed into a full boolean array of ``shape``."""
+def _full(sub: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
     out = np.zeros(shape, dtype=bool)
     out[box] = sub
     return out

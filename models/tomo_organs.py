@@ -34,7 +34,7 @@ Method (thresholds from ``[tomo.organs]`` and ``[tomo.ct]``):
    kidneys. When only one kidney is found, the basin at its mirror image is split from two
    seeds (a left kidney that touches a hotter spleen has no maximum of its own). Touching
    unclassified basins with a similar peak are absorbed into the organ; voxels above
-   ``_CORE_FACTOR`` x an organ's 75th percentile are cut out of it (a lesion sharing its
+   ``_CORE_FACTOR`` x an organ's 75th-percentile uptake are cut out of it (a lesion sharing its
    basin). When no spleen shows above the liver-based threshold (a liver as hot as the
    spleen), the search is repeated above the body-based organ level. With a fused CT the
    spleen mask is its basin restricted to the CT spleen window.
@@ -82,7 +82,7 @@ _MIRROR_APART_MM = 40.0  # the other organ's seed lies at least this far from it
 _MERGE_PASS = 0.85  # ... and joined by a pass at this fraction of the lower peak
 _SIMILAR = 1.25  # touching basins with peaks and levels within this factor are one organ
 _FRAGMENT_LEVEL = (0.6, 1.2)  # peak range (x organ peak) of a basin merged into an organ
-_CORE_FACTOR = 1.5  # organ voxels above this x the organ's 75th percentile are a lesion core
+_CORE_FACTOR = 1.5  # organ voxels above this x the organ's 75th percentile: a lesion core
 
 METHOD_CT = "ct"
 METHOD_EMISSION = "emission"
@@ -703,7 +703,8 @@ def _absorb_fragments(basins: np.ndarray, stats: list[_Basin], organ_labels: lis
 
 def _carve(mask: np.ndarray, s: np.ndarray) -> np.ndarray:
     """An organ mask without hot cores above ``_CORE_FACTOR`` x its 75th-percentile uptake
-    (a lesion the organ shares a basin with), keeping the largest remaining part."""
+    (a lesion the organ shares a basin with), keeping the largest remaining part. The 75th
+    percentile sits on a normal organ's plateau, so a normal organ keeps its core."""
     level = float(np.percentile(s[mask], 75.0))
     core = mask & (s > _CORE_FACTOR * level)
     if not core.any():

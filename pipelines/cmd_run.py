@@ -3,7 +3,7 @@
 A thin layer over :func:`octoscan.pipelines.batch.run_batch`. Exit codes: 0 when every
 study is ok (skipped non-study files do not count), 1 when any study failed, 2 for a usage
 or configuration error (bad option, INPUT missing, ``--out`` inside INPUT, output folder in
-use, Dask scheduler unreachable).
+use, Dask scheduler unreachable, an invalid ``--clinical`` file).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.models.config import load_config
 from octoscan.pipelines.batch import BatchSetupError, check_batch_paths, run_batch
+from octoscan.pipelines.clinical_io import read_clinical_file
 from octoscan.pipelines.executors import DASK_UNAVAILABLE, DaskExecutor, StudyExecutor
 from octoscan.pipelines.identity import load_pseudonym_key
 from octoscan.pipelines.study import StudyOptions
@@ -80,6 +81,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--assume-sstr", action="store_true", help="score an unidentified tracer")
     p.add_argument("--show-phi", action="store_true", help="put the raw PatientID in results")
+    p.add_argument(
+        "--clinical",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="clinical values (CSV or JSON, one row per patient or study): the rule set's "
+        "clinical criteria enter the decision; a changed file redoes the studies on resume",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.set_defaults(func=run)
 
@@ -99,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     config = load_config(args.config)  # ConfigError: exit 2 through cli.main
     try:
+        clinical = read_clinical_file(args.clinical) if args.clinical is not None else None
+    except InvalidInputError as exc:
+        return _usage_error(exc)
+    try:
         input_dir, out_dir = check_batch_paths(args.input, args.out)
     except BatchSetupError as exc:
         return _usage_error(exc)
@@ -110,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             assume_sstr=args.assume_sstr,
             show_phi=args.show_phi,
             pseudonym_key=load_pseudonym_key(out_dir),
+            clinical=clinical,
         )
         summary = run_batch(
             input_dir,

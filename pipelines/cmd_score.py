@@ -9,6 +9,7 @@ from pathlib import Path
 from octoscan.imaging.discovery import discover
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.models.config import load_config
+from octoscan.pipelines.clinical_io import read_clinical_file
 from octoscan.pipelines.identity import load_pseudonym_key
 from octoscan.pipelines.outputs import write_study_outputs
 from octoscan.pipelines.study import StudyOptions, process_study
@@ -32,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", type=Path, default=None, metavar="DIR")
     p.add_argument("--assume-sstr", action="store_true", help="score an unidentified tracer")
     p.add_argument("--show-phi", action="store_true", help="put the raw PatientID in results")
+    p.add_argument(
+        "--clinical",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="clinical values (CSV or JSON, one row per patient or study): the rule set's "
+        "clinical criteria enter the decision (see 'octoscan criteria check')",
+    )
     p.set_defaults(func=run)
 
 
@@ -40,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise InvalidInputError("not a folder", code="not_found", path=folder)
     config = load_config(args.config)
+    clinical = read_clinical_file(args.clinical) if args.clinical is not None else None
     index = discover(folder)
     studies = index.studies()
     if not studies:
@@ -49,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         assume_sstr=args.assume_sstr,
         show_phi=args.show_phi,
         pseudonym_key=load_pseudonym_key(key_root),
+        clinical=clinical,
     )
     failed = 0
     for series in studies.values():

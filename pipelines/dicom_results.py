@@ -28,18 +28,18 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from octoscan.imaging.dicom_io import read_header
 from octoscan.imaging.errors import InvalidInputError, OctoscanError
 from octoscan.imaging.types import PlanarImage, SeriesKind, View, Volume
-from octoscan.models.types import Decision, Lesion, ReferenceRegion
+from octoscan.models.types import Decision, Lesion, PlanarScore, ReferenceRegion
 from octoscan.pipelines.atomic import write_bytes_atomic
 from octoscan.pipelines.dicom_uids import (
-    ObjectIdentity,
     body_part,
     encode,
     finish_object,
@@ -47,6 +47,9 @@ from octoscan.pipelines.dicom_uids import (
 )
 from octoscan.pipelines.result_json import decision_to_dict, lesion_to_dict, reference_to_dict
 from octoscan.pipelines.study import StudyOutcome, octoscan_version
+
+if TYPE_CHECKING:  # highdicom is optional: the modules that need it load on first use
+    from octoscan.pipelines.dicom_sr import SourceFrames
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ SR_SERIES = ("octoscan SR", 9901)
 SEG_SERIES = ("octoscan SEG", 9902)
 SC_SERIES = ("octoscan overlay", 9903)
 _PERSON_NAME_WARNING = r".*unlikely to represent the intended person name"
-SC_MAX_HEIGHT_PX = 1600
+SC_MAX_HEIGHT_PX = 1024
 """The planar summary panel is rendered at the largest integer scale that keeps the scoring
 image within this many rows (at least native pixels)."""
 
@@ -110,27 +113,11 @@ def _source_header(path: str, sop_instance_uid: str | None) -> Dataset:
     return header
 
 
-def _identity(
-    header: Dataset,
-    *,
-    config_hash: str,
-    version: str,
-    pseudonymise: bool,
-    pseudonym_key: bytes,
-) -> ObjectIdentity:
-    return object_identity(
-        header,
-        config_hash=config_hash,
-        software_version=version,
-        pseudonymise=pseudonymise,
-        pseudonym_key=pseudonym_key,
-    )
-
-
 # --------------------------------------------------------------------------- planar
 
 
-def _planar_note(score: Any, frames: Any) -> str:
+def _planar_note(score: PlanarScore, frames: SourceFrames | None) -> str:
+    """How the planar values were measured and where the regions are drawn (SR text)."""
     if frames is None:
         where = (
             "the stored frames of the scored view could not be located again: regions are "
@@ -168,8 +155,6 @@ def _planar_objects(
     pseudonymise: bool,
     pseudonym_key: bytes,
 ) -> dict[str, Dataset]:
-    from pydicom.sr.codedict import codes
-
     from octoscan.pipelines.dicom_sc import build_secondary_capture, fit_panel
     from octoscan.pipelines.dicom_sr import (
         ReportFindings,
@@ -203,10 +188,10 @@ def _planar_objects(
     sop = anchor.source.sop_instance_uids[0] if anchor.source.sop_instance_uids else None
     header = _source_header(anchor.source.paths[0], sop)
     version = str(result["provenance"]["octoscan_version"])
-    identity = _identity(
+    identity = object_identity(
         header,
         config_hash=config_hash,
-        version=version,
+        software_version=version,
         pseudonymise=pseudonymise,
         pseudonym_key=pseudonym_key,
     )
@@ -307,13 +292,13 @@ def _volume_objects(
     findings_in: VolumeFindings,
     index: int,
     *,
+    study_instance_uid: str,
     config_hash: str,
     version: str,
     pseudonymise: bool,
     pseudonym_key: bytes,
 ) -> dict[str, Dataset]:
     import highdicom as hd
-    from pydicom.sr.codedict import codes
 
     from octoscan.pipelines.dicom_sc import build_secondary_capture, fit_panel
     from octoscan.pipelines.dicom_seg import build_segmentation, segment_specs
@@ -321,6 +306,11 @@ def _volume_objects(
     from octoscan.pipelines.overlays import render_volume_overlays
 
     volume = findings_in.volume
+    if volume.source.study_instance_uid != study_instance_uid:
+        raise ValueError(
+            f"VolumeFindings.volume belongs to study {volume.source.study_instance_uid!r}; "
+            f"expected the outcome's {study_instance_uid!r}"
+        )
     if volume.kind not in (SeriesKind.SPECT, SeriesKind.PET):
         raise ValueError(
             f"VolumeFindings.volume is of kind {volume.kind.value!r}; expected an emission "
@@ -333,10 +323,10 @@ def _volume_objects(
         )
     sop = volume.source.sop_instance_uids[0] if volume.source.sop_instance_uids else None
     header = _source_header(volume.source.paths[0], sop)
-    identity = _identity(
+    identity = object_identity(
         header,
         config_hash=config_hash,
-        version=version,
+        software_version=version,
         pseudonymise=pseudonymise,
         pseudonym_key=pseudonym_key,
     )
@@ -444,7 +434,8 @@ def render_dicom_results(
     Raises :class:`OctoscanError` (code ``highdicom_missing``) without highdicom,
     :class:`InvalidInputError` (codes ``dicom_source_missing``, ``dicom_source_mismatch``
     and the readers' codes) when the source files are gone or changed since scoring, and
-    ValueError for ``pseudonymise`` without a key.
+    ValueError for ``pseudonymise`` without a key, a volume of another kind than SPECT/PET
+    or of another study, or a mask off its volume's grid.
     """
     if outcome.status != "ok" or outcome.result is None:
         return {}
@@ -470,6 +461,7 @@ def render_dicom_results(
                 _volume_objects(
                     findings,
                     index,
+                    study_instance_uid=outcome.study_instance_uid,
                     config_hash=config_hash,
                     version=version,
                     pseudonymise=pseudonymise,

@@ -15,9 +15,10 @@ Content, per scored image set (planar views, or one emission volume):
   (coded), the rule set, the uptake rule, every reason, criterion and study warning as text.
 
 Regions: planar groups (TID 1410) carry an image-coordinate SCOORD on the stored frame(s)
-of the scored view (closed POLYLINE along the mask outline; CIRCLE or ELLIPSE from centre and radius
-without a mask); tomographic groups (TID 1411) reference their segment of the Segmentation;
-a finding with neither is reported in a group without a region (TID 1501).
+of the scored view: a closed POLYLINE along the mask outline (2-D SCOORD has no POLYGON
+type; a closed polyline is its polygon), or a CIRCLE / ELLIPSE from centre and radius
+without a mask. Tomographic groups (TID 1411) reference their segment of the
+Segmentation; a finding with neither is reported in a group without a region (TID 1501).
 
 Values come from the result.json dictionaries (:mod:`octoscan.pipelines.result_json`), so a
 viewer reads exactly the numbers of result.json. Concepts without a standard code use the
@@ -34,9 +35,9 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
+from pydicom.uid import NuclearMedicineImageStorage, SecondaryCaptureImageStorage
 from scipy import ndimage
 from skimage import measure
 
@@ -271,7 +272,7 @@ def locate_planar_source(image: PlanarImage, *, mirrored: bool) -> SourceFrames 
             continue
         for offset in dict.fromkeys((0, summed.shape[1] - width)):
             if np.array_equal(summed[:, offset : offset + width], counts):
-                multi = "NumberOfFrames" in ds
+                multi = _is_multiframe_iod(ds)
                 return SourceFrames(
                     sop_class_uid=str(ds.SOPClassUID),
                     sop_instance_uid=str(ds.SOPInstanceUID),
@@ -282,6 +283,23 @@ def locate_planar_source(image: PlanarImage, *, mirrored: bool) -> SourceFrames 
                     view=image.view.value,
                 )
     return None
+
+
+_MULTIFRAME_IOD = {
+    str(NuclearMedicineImageStorage): True,
+    str(SecondaryCaptureImageStorage): False,
+}
+
+
+def _is_multiframe_iod(ds: Dataset) -> bool:
+    """Whether ``ds``'s SOP class is a multi-frame IOD (frame numbers are then referenced).
+
+    NM is, single-frame Secondary Capture is not (even when NumberOfFrames = 1 is present);
+    other classes count as multi-frame when they hold more than one frame."""
+    known = _MULTIFRAME_IOD.get(str(ds.get("SOPClassUID") or ""))
+    if known is not None:
+        return known
+    return int(ds.get("NumberOfFrames") or 1) > 1
 
 
 def _polygon_area(points: np.ndarray) -> float:
@@ -324,9 +342,8 @@ def planar_region(
         points, n_parts = outline
         note = f"mask has {n_parts} parts: outline of the largest" if n_parts > 1 else None
         data = frames.to_source_xy(points)
-        return hd.sr.ImageRegion(
-            graphic_type="POLYLINE", graphic_data=data, source_image=source
-        ), note
+        region = hd.sr.ImageRegion(graphic_type="POLYLINE", graphic_data=data, source_image=source)
+        return region, note
     if center_rc is None or radius_mm is None or not radius_mm > 0:
         return None, "no mask and no centre/radius: region not drawn"
     centre = frames.to_source_xy(np.array([center_rc]))[0]
@@ -340,7 +357,8 @@ def planar_region(
     vertical = np.array([centre - dy, centre + dy])
     axes = [horizontal, vertical] if dx[0] > dy[1] else [vertical, horizontal]
     data = np.vstack(axes)
-    return hd.sr.ImageRegion(graphic_type="ELLIPSE", graphic_data=data, source_image=source), None
+    region = hd.sr.ImageRegion(graphic_type="ELLIPSE", graphic_data=data, source_image=source)
+    return region, None
 
 
 # --------------------------------------------------------------------------- report content
@@ -526,6 +544,7 @@ def _group(
         "measurements": list(measurements) or None,
         "qualitative_evaluations": list(evaluations) or None,
     }
+    group: Any
     if isinstance(region, hd.sr.ImageRegion):
         group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             referenced_region=region, **common
@@ -685,5 +704,5 @@ def build_sr(
         is_final=False,
         is_verified=False,
     )
-    sr.CodingSchemeIdentificationSequence = DicomSequence([_coding_scheme_item()])
+    sr.CodingSchemeIdentificationSequence = [_coding_scheme_item()]
     return sr

@@ -12,8 +12,11 @@ clock or draws random numbers:
   study's: StudyDate/StudyTime, else the first of SeriesDate, AcquisitionDate, ContentDate
   that is set, else 1970-01-01 00:00 (logged). The ContributionDateTime highdicom stamps on
   its own Contributing Equipment item (Type 3) is removed.
-* Patient module (group 0010): copied from the source. Pseudonymised, every group-0010
-  attribute is dropped except PatientSex; PatientID and PatientName become the keyed hash of
+* Patient module (groups 0010 and 0012, the latter holding clinical-trial subject and
+  de-identification attributes): copied from the source (a source marked
+  PatientIdentityRemoved without a method gets DeidentificationMethod "not stated by the
+  source", which the module requires). Pseudonymised, every attribute of both groups is
+  dropped except PatientSex; PatientID and PatientName become the keyed hash of
   :func:`octoscan.pipelines.identity.patient_key` (the ``patient_key`` of result.json) and
   PatientBirthDate is left empty (Type 2: present, no value). Study attributes (UIDs, date,
   StudyID, AccessionNumber, ReferringPhysicianName) stay those of the source study.
@@ -42,6 +45,9 @@ MANUFACTURER = "octoscan"
 FALLBACK_DATE = "19700101"
 FALLBACK_TIME = "000000"
 PATIENT_GROUP = 0x0010
+TRIAL_GROUP = 0x0012  # Clinical Trial Subject/Study and de-identification attributes
+_PATIENT_GROUPS = (PATIENT_GROUP, TRIAL_GROUP)
+NO_METHOD_STATED = "not stated by the source"
 _PART_SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur inside a UID or a hash
 _DATE_PAIRS = (
     ("StudyDate", "StudyTime"),
@@ -66,6 +72,13 @@ STUDY_KEYWORDS = (
     "StudyDescription",
 )
 """General Study attributes every octoscan object repeats from the source study."""
+_TYPE2_STUDY_KEYWORDS = (
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
 
 
 def derived_uid(*parts: str) -> str:
@@ -129,14 +142,18 @@ class ObjectIdentity:
 
         Pass the copy to highdicom as source or evidence: highdicom copies the Patient and
         Study modules from it, the SOP and series UIDs stay those of the source object.
+        Type 2 General Study attributes the source lacks are added empty.
         """
         out = Dataset()
         out.update(ds)
         if hasattr(ds, "file_meta"):
             out.file_meta = ds.file_meta
-        for tag in [e.tag for e in out if e.tag.group == PATIENT_GROUP]:
+        for tag in [e.tag for e in out if e.tag.group in _PATIENT_GROUPS]:
             del out[tag]
         out.update(self.patient)
+        for keyword in _TYPE2_STUDY_KEYWORDS:  # highdicom reads them; sources may lack them
+            if keyword not in out:
+                setattr(out, keyword, "")
         return out
 
 
@@ -144,11 +161,16 @@ def _patient_module(source: Dataset, *, pseudonymise: bool, pseudonym_key: bytes
     patient = Dataset()
     if not pseudonymise:
         for elem in source:
-            if elem.tag.group == PATIENT_GROUP:
+            if elem.tag.group in _PATIENT_GROUPS:
                 patient.add(elem)
         for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
             if keyword not in patient:
                 setattr(patient, keyword, "")
+        removed = _text(patient, "PatientIdentityRemoved").upper() == "YES"
+        if removed and not (
+            "DeidentificationMethod" in patient or "DeidentificationMethodCodeSequence" in patient
+        ):  # Type 1C once identity is removed; some de-identifiers leave it out
+            patient.DeidentificationMethod = NO_METHOD_STATED
         return patient
     pseudonym = patient_key(_text(source, "PatientID") or None, pseudonym_key) or ""
     patient.PatientName = f"{pseudonym}^" if pseudonym else ""
@@ -188,7 +210,7 @@ def object_identity(
     study = Dataset()
     for keyword in STUDY_KEYWORDS:
         if keyword in source:
-            setattr(study, keyword, source.data_element(keyword).value)
+            setattr(study, keyword, source[keyword].value)
     return ObjectIdentity(
         study_instance_uid=study_uid,
         uid_seed=(study_uid, config_hash, software_version, mode),
@@ -217,7 +239,7 @@ def finish_object(
             f"series_description {series_description!r} must start with {MANUFACTURER!r} so "
             "that discovery never takes octoscan's objects as inputs"
         )
-    for tag in [e.tag for e in ds if e.tag.group == PATIENT_GROUP]:
+    for tag in [e.tag for e in ds if e.tag.group in _PATIENT_GROUPS]:
         del ds[tag]
     ds.update(identity.patient)
     ds.update(identity.study)
@@ -246,10 +268,28 @@ def encode(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
+UNPAIRED_BODY_PARTS = (
+    "WHOLEBODY",
+    "ABDOMEN",
+    "CHEST",
+    "PELVIS",
+    "ABDOMENPELVIS",
+    "CHESTABDOMEN",
+    "HEAD",
+    "NECK",
+    "HEADNECK",
+    "LIVER",
+)
+"""BodyPartExamined defined terms of unpaired regions (PS3.16 Annex L). Any other value (a
+paired organ, or a vendor's free text such as "WHOLE BODY" or "TORSO") makes Laterality
+required, which a derived object cannot state, so it is replaced by the default."""
+
+
 def body_part(sources: Iterable[Dataset], default: str) -> str:
-    """BodyPartExamined of the first source that has one, else ``default``."""
+    """BodyPartExamined of the first source that has one, spaces and underscores removed,
+    when it is one of :data:`UNPAIRED_BODY_PARTS`; else ``default``."""
     for ds in sources:
-        value = _text(ds, "BodyPartExamined").upper()
+        value = _text(ds, "BodyPartExamined").upper().replace(" ", "").replace("_", "")
         if value:
-            return value[:16]
+            return value if value in UNPAIRED_BODY_PARTS else default
     return default

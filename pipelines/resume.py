@@ -18,8 +18,8 @@ manifest whose listed outputs are complete. A manifest names:
   DICOM value is stored, only the digest, the file count and the byte total;
 * ``config_hash`` (:func:`octoscan.models.config.config_hash`), ``options_hash`` (the
   :class:`~octoscan.pipelines.study.StudyOptions` that change a result: ``assume_sstr``,
-  ``show_phi`` and a keyed check of the pseudonym key, never the key itself) and the octoscan
-  version;
+  ``show_phi``, a keyed check of the pseudonym key, never the key itself, and the SHA-256 of
+  the clinical file when one is given) and the octoscan version;
 * ``outputs``: the SHA-256 of each output file, checked on reuse, so a result file edited or
   damaged after the run is redone.
 
@@ -127,6 +127,8 @@ def options_hash(options: StudyOptions) -> str:
         "show_phi": options.show_phi,
         "pseudonym_key_check": key_check,
     }
+    if options.clinical is not None:  # absent without a clinical file: earlier hashes hold
+        content["clinical_sha256"] = options.clinical.sha256
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -17,7 +17,10 @@ from importlib.metadata import PackageNotFoundError, version
 from octoscan.imaging.errors import InvalidInputError, OctoscanError
 from octoscan.imaging.planar import load_planar
 from octoscan.imaging.types import PlanarImage, SeriesEntry, SeriesKind
+from octoscan.models.clinical import ClinicalTable
 from octoscan.models.config import ScoringConfig, config_hash
+from octoscan.models.criteria import evaluate_criteria
+from octoscan.models.decision import decide_eligibility
 from octoscan.models.planar_score import score_planar
 from octoscan.models.types import PlanarScore
 from octoscan.pipelines.identity import patient_key, study_key
@@ -40,12 +43,15 @@ class StudyOptions:
     """Options of one scoring run.
 
     ``pseudonym_key`` keys the PatientID hash (see :mod:`octoscan.pipelines.identity`);
-    ``show_phi`` puts the raw PatientID into results as well.
+    ``show_phi`` puts the raw PatientID into results as well. ``clinical`` holds the
+    clinical file's records (``--clinical``): the rule set's clinical criteria then enter the
+    decision; without it the decision covers imaging only.
     """
 
     assume_sstr: bool = False
     show_phi: bool = False
     pseudonym_key: bytes = b""
+    clinical: ClinicalTable | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,49 @@ def _load_planar_images(
     return images, warnings
 
 
+def _apply_clinical(
+    score: PlanarScore,
+    config: ScoringConfig,
+    table: ClinicalTable,
+    *,
+    study_instance_uid: str,
+    patient_id: str | None,
+) -> tuple[PlanarScore, dict[str, str | None]]:
+    """The score with its decision re-made with the clinical criteria, and their provenance.
+
+    The study's row is found by StudyInstanceUID, else by PatientID (the ID is never logged
+    or written). The imaging part of the decision is made again from the same lesions,
+    references and review reasons; it must reproduce the scorer's own decision, so a review
+    reason the scorer did not expose cannot be lost silently.
+    """
+    found = table.find(study_instance_uid=study_instance_uid, patient_id=patient_id)
+    record, matched_by = found if found is not None else (None, None)
+    criteria = evaluate_criteria(record, config.clinical)
+    review_reasons: Sequence[str] = getattr(score, "review_reasons", ())
+    imaging_only = decide_eligibility(
+        score.lesions, score.references, config=config, review_reasons=review_reasons
+    )
+    if imaging_only != score.decision:
+        raise RuntimeError(
+            "re-deciding with clinical criteria does not reproduce the planar scorer's "
+            f"decision ({imaging_only.status} vs {score.decision.status}): the scorer used "
+            "review reasons it does not expose"
+        )
+    decision = decide_eligibility(
+        score.lesions,
+        score.references,
+        config=config,
+        criteria=criteria,
+        review_reasons=review_reasons,
+    )
+    provenance = {
+        "file_sha256": table.sha256,
+        "matched_by": matched_by,
+        "row": record.row if record is not None else None,
+    }
+    return dataclasses.replace(score, decision=decision), provenance
+
+
 def score_series(
     series: Sequence[SeriesEntry],
     config: ScoringConfig,
@@ -114,6 +163,11 @@ def score_series(
     images, load_warnings = _load_planar_images(planar_entries)
     score = score_planar(images, config, assume_sstr=options.assume_sstr)
     pid = next((s.patient_id for s in series if s.patient_id), None)
+    clinical_provenance = None
+    if options.clinical is not None:
+        score, clinical_provenance = _apply_clinical(
+            score, config, options.clinical, study_instance_uid=study_uid, patient_id=pid
+        )
     result = planar_result_to_dict(
         score,
         study_instance_uid=study_uid,
@@ -126,6 +180,8 @@ def score_series(
         images=images,
         extra_warnings=[*skipped_warnings, *load_warnings],
     )
+    if clinical_provenance is not None:
+        result["provenance"]["clinical"] = clinical_provenance
     used = tuple(sorted({im.source.series_instance_uid for im in images}))
     return StudyOutcome(
         study_instance_uid=study_uid,

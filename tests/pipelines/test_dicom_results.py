@@ -41,6 +41,7 @@ from octoscan.pipelines.dicom_sr import (  # noqa: E402
     scored_view,
 )
 from octoscan.pipelines.dicom_uids import (  # noqa: E402
+    body_part,
     derived_uid,
     finish_object,
     object_identity,
@@ -819,6 +820,12 @@ def test_volume_of_another_kind_is_refused(spect):
         render_dicom_results(_tomo_outcome(ct_volume), config_hash="x", volumes=[findings])
 
 
+def test_volume_of_another_study_is_refused(spect):
+    other = dataclasses.replace(spect.outcome, study_instance_uid="1.2.3")
+    with pytest.raises(ValueError, match=r"expected the outcome's '1\.2\.3'"):
+        render_dicom_results(other, config_hash="x", volumes=[spect.findings])
+
+
 def test_mask_on_another_grid_is_refused(spect):
     identity = object_identity(
         pydicom.dcmread(spect.volume.source.paths[0], stop_before_pixels=True),
@@ -856,6 +863,46 @@ def test_finish_object_refuses_a_description_discovery_would_ingest():
         object_identity(pydicom.Dataset(), config_hash="x", software_version="1")
     with pytest.raises(ValueError, match="config_hash is empty"):
         object_identity(source, config_hash="", software_version="1")
+
+
+def test_patient_module_copied_or_pseudonymised_and_trial_ids_dropped():
+    source = pydicom.Dataset()
+    source.StudyInstanceUID = "1.2.3"
+    source.StudyDate, source.StudyTime = "20240102", "0930"
+    source.PatientName, source.PatientID = "DOE^JANE", "ID-42"
+    source.PatientBirthDate, source.PatientSex = "19500101", "F"
+    source.OtherPatientIDs = "ALT-7"
+    source.PatientIdentityRemoved = "YES"  # but no DeidentificationMethod
+    source.ClinicalTrialSubjectID = "SUBJ-9"
+    ident = object_identity(source, config_hash="x", software_version="1")
+    assert (ident.date, ident.time) == ("20240102", "0930")
+    assert ident.patient.OtherPatientIDs == "ALT-7" and ident.patient.PatientID == "ID-42"
+    assert ident.patient.ClinicalTrialSubjectID == "SUBJ-9"
+    assert ident.patient.DeidentificationMethod == "not stated by the source"
+    pseudo = object_identity(
+        source, config_hash="x", software_version="1", pseudonymise=True, pseudonym_key=KEY
+    )
+    copy = pseudo.with_patient(source)
+    assert copy.PatientID == str(copy.PatientName)[:-1] == pseudo.patient.PatientID != "ID-42"
+    assert (copy.PatientBirthDate, copy.PatientSex) == ("", "F")
+    for keyword in ("OtherPatientIDs", "ClinicalTrialSubjectID", "PatientIdentityRemoved"):
+        assert keyword not in copy
+    assert copy.StudyID == "" and copy.AccessionNumber == ""  # Type 2, added empty
+    assert ident.uid("SR") != pseudo.uid("SR")
+
+
+def test_body_part_keeps_unpaired_defined_terms_only():
+    def ds(value):
+        d = pydicom.Dataset()
+        d.BodyPartExamined = value
+        return d
+
+    assert body_part([ds("WHOLE BODY")], "ABDOMEN") == "WHOLEBODY"
+    assert body_part([ds("ABDOMEN")], "WHOLEBODY") == "ABDOMEN"
+    assert body_part([ds("WHOLE_BODY")], "ABDOMEN") == "WHOLEBODY"
+    assert body_part([ds("TORSO")], "ABDOMEN") == "ABDOMEN"  # would need Laterality
+    assert body_part([ds(""), ds("CHEST")], "ABDOMEN") == "CHEST"
+    assert body_part([], "WHOLEBODY") == "WHOLEBODY"
 
 
 def test_mask_outline_and_mirroring_on_a_tiny_grid():
