@@ -14,13 +14,14 @@ files often break VR length rules), so later attribute access never warns.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pydicom
 import pydicom.config
@@ -74,9 +75,42 @@ _VALID_VRS = frozenset(
 )
 _EXPLICIT_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
 _SEQ_DELIMITER_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_ITEM_HEADER_BYTES = 8  # an encapsulated fragment: item tag and 32-bit length
+_META_START = 132  # 128-byte preamble and 'DICM'
+_META_GROUP_LENGTH_BYTES = 12  # the (0002,0000) UL element itself
 _SEQ_DELIMITER_BE = b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 REQUIRED_UIDS: tuple[str, ...] = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+class _CappedReader:
+    """A binary file whose ``read(n)`` never asks for more than the bytes left in it.
+
+    pydicom reads a value with ``fp.read(length)`` and Python allocates ``length`` bytes
+    before reading, so a hostile 4 GiB length field would cost a 4 GiB allocation. Capped,
+    the short value simply ends the file, which the truncation checks then report.
+    """
+
+    def __init__(self, fp: BinaryIO, size: int):
+        self._fp = fp
+        self._size = size
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            return self._fp.read()
+        return self._fp.read(min(n, max(self._size - self._fp.tell(), 0)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)
+
+
+@contextmanager
+def open_capped(path: str | Path) -> Iterator[BinaryIO]:
+    """Open ``path`` for pydicom with every read capped at the bytes left in the file, so a
+    hostile length field cannot make the reader allocate more memory than the file's size."""
+    with open(path, "rb") as fp:
+        capped: Any = _CappedReader(fp, os.fstat(fp.fileno()).st_size)
+        yield capped
 
 
 @contextmanager
@@ -120,7 +154,8 @@ def read_header(path: str | Path, *, specific_tags: Iterable[int | str] | None =
             if not has_preamble:
                 _check_headless_plausible(head, size, path)
             fp.seek(0)
-            ds = _parse(fp, path, size, force=not has_preamble, specific_tags=specific_tags)
+            capped: Any = _CappedReader(fp, size)
+            ds = _parse(capped, path, size, force=not has_preamble, specific_tags=specific_tags)
     except InvalidInputError:
         raise
     except IsADirectoryError as exc:
@@ -147,9 +182,9 @@ def read_dataset(path: str | Path) -> Dataset:
     header = read_header(path)
     check_image_header(header, path)
     try:
-        with quiet_pydicom():
+        with quiet_pydicom(), open_capped(path) as fp:
             # force only matters without 'DICM'; read_header has already vetted the file
-            ds = pydicom.dcmread(path, force=True)
+            ds = pydicom.dcmread(fp, force=True)
             _convert_all(ds)
     except OSError as exc:
         raise InvalidInputError(
@@ -217,7 +252,9 @@ def check_image_header(ds: Dataset, path: str | Path) -> None:
 
     Raises :class:`InvalidInputError` with code ``missing_uids`` (Study, Series or SOP
     Instance UID absent or empty), ``missing_pixel_data`` (an image SOP class with no Pixel
-    Data element) or ``unsupported_transfer_syntax`` (no decoder installed for it).
+    Data element, or no Rows/Columns/BitsAllocated), ``unsupported_transfer_syntax`` (no
+    decoder installed for it), and the pixel extent codes of :func:`_check_pixel_extent`
+    (``image_too_large``, ``malformed``, ``pixel_data_truncated``, ``frame_count_mismatch``).
     """
     missing = [name for name in REQUIRED_UIDS if not str(ds.get(name, "") or "").strip()]
     if missing:
@@ -244,6 +281,39 @@ def check_image_header(ds: Dataset, path: str | Path) -> None:
             "little/big endian, deflate, JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, "
             "HTJ2K, RLE",
             code=UNSUPPORTED_TRANSFER_SYNTAX,
+            path=path,
+        )
+    _check_pixel_extent(ds, path, ts)
+
+
+def _check_pixel_extent(ds: Dataset, path: str | Path, ts: UID | None) -> None:
+    """What Rows, Columns and NumberOfFrames declare must be plausible and fit the file.
+
+    Refuses, from the header alone and before any pixel buffer or per-frame table exists:
+    a declared size over the limit (``image_too_large``), image attributes that are absent
+    or not numbers (``missing_pixel_data``, ``malformed``), native pixel data shorter than
+    declared or holding extra whole frames (``pixel_data_truncated``,
+    ``frame_count_mismatch``), and more frames than an encapsulated value can hold (each
+    frame needs at least one 8-byte item: ``pixel_data_truncated``).
+    """
+    from octoscan.imaging.pixels import check_declared_size, check_stored_length
+
+    check_declared_size(ds, path)
+    extent = getattr(ds, "_octoscan_pixel_extent", None)
+    if extent is None or ts is None:
+        return
+    length, available = extent
+    if length is not None and ts in _NATIVE_SYNTAXES:
+        check_stored_length(ds, path, length=length, syntax=ts)
+        return
+    frames = max(int(ds.get("NumberOfFrames") or 1), 1)
+    room = available // _ITEM_HEADER_BYTES
+    if length is None and frames > room:
+        raise InvalidInputError(
+            f"NumberOfFrames is {frames} but the encapsulated Pixel Data ({available} bytes "
+            f"to the end of the file) has room for at most {room} fragments, one per frame "
+            "at least",
+            code="pixel_data_truncated",
             path=path,
         )
 
@@ -294,7 +364,7 @@ def _parse(fp: BinaryIO, path: Path, size: int, *, force: bool, specific_tags) -
     tags = list(specific_tags) if specific_tags is not None else None
     try:
         with quiet_pydicom():
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force, specific_tags=tags)
+            ds = _read_stopping_at_pixels(fp, path, size, force=force, specific_tags=tags)
             if force and not _looks_like_dataset(ds):
                 raise InvalidInputError(
                     "no 'DICM' prefix at byte 128 and the forced parse found no DICOM "
@@ -302,6 +372,15 @@ def _parse(fp: BinaryIO, path: Path, size: int, *, force: bool, specific_tags) -
                     code=NOT_DICOM,
                     path=path,
                 )
+            if not force:
+                _check_file_meta_end(ds, size, path)
+            if tags is None and not ds._dict:
+                raise InvalidInputError(
+                    f"no data element after the File Meta header: the file ends at byte {size}",
+                    code=TRUNCATED,
+                    path=path,
+                )
+            extent: tuple[int | None, int] | None = None
             if transfer_syntax(ds) == DeflatedExplicitVRLittleEndian:
                 # pydicom inflated the data set into memory: fp positions mean nothing here.
                 # Deflated files are rare, so read them whole to learn about pixel data.
@@ -311,7 +390,7 @@ def _parse(fp: BinaryIO, path: Path, size: int, *, force: bool, specific_tags) -
                 end_of_header = fp.tell()
                 pixel_tag = _peek_pixel_tag(fp, ds, end_of_header)
                 if pixel_tag is not None:
-                    _check_pixel_element(fp, ds, end_of_header, size, path)
+                    extent = _check_pixel_element(fp, ds, end_of_header, size, path)
                 elif tags is None:
                     _check_header_end(fp, ds, end_of_header, size, path)
             _convert_all(ds)
@@ -337,7 +416,44 @@ def _parse(fp: BinaryIO, path: Path, size: int, *, force: bool, specific_tags) -
             path=path,
         ) from exc
     ds._octoscan_pixel_tag = pixel_tag  # read by has_pixel_data()
+    ds._octoscan_pixel_extent = extent  # read by check_image_header()
     return ds
+
+
+def _read_stopping_at_pixels(
+    fp: BinaryIO, path: Path, size: int, *, force: bool, specific_tags
+) -> Dataset:
+    """pydicom's header read; a parse error with the whole file consumed is a cut file."""
+    try:
+        return pydicom.dcmread(
+            fp, stop_before_pixels=True, force=force, specific_tags=specific_tags
+        )
+    except (InvalidDicomError, EOFError, zlib.error, OSError):
+        raise
+    except Exception as exc:  # struct.error, BytesLengthException ... from a short read
+        if fp.tell() < size:
+            raise
+        raise InvalidInputError(
+            f"file ends at byte {size} inside a data element ({type(exc).__name__}: {exc})",
+            code=TRUNCATED,
+            path=path,
+        ) from exc
+
+
+def _check_file_meta_end(ds: Dataset, size: int, path: Path) -> None:
+    """Raise ``truncated`` when the file ends before the end its File Meta group declares."""
+    meta = getattr(ds, "file_meta", None)
+    group_length = meta.get("FileMetaInformationGroupLength") if meta is not None else None
+    if not isinstance(group_length, int):
+        return
+    meta_end = _META_START + _META_GROUP_LENGTH_BYTES + group_length
+    if size < meta_end:
+        raise InvalidInputError(
+            f"file ends at byte {size} inside the File Meta header, which ends at byte "
+            f"{meta_end} (FileMetaInformationGroupLength {group_length})",
+            code=TRUNCATED,
+            path=path,
+        )
 
 
 def _peek_pixel_tag(fp: BinaryIO, ds: Dataset, pos: int) -> int | None:
@@ -360,8 +476,14 @@ def _convert_all(ds: Dataset) -> None:
                 _convert_all(item)
 
 
-def _check_pixel_element(fp: BinaryIO, ds: Dataset, start: int, size: int, path: Path) -> None:
-    """Raise ``truncated`` when the file ends before the end of the pixel data value."""
+def _check_pixel_element(
+    fp: BinaryIO, ds: Dataset, start: int, size: int, path: Path
+) -> tuple[int | None, int]:
+    """Raise ``truncated`` when the file ends before the end of the pixel data value.
+
+    Returns (value length, None when undefined: encapsulated; bytes from the value's start to
+    the end of the file).
+    """
     order = ">" if ds.is_little_endian is False else "<"
     fp.seek(start)
     header = fp.read(12)
@@ -395,6 +517,7 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, start: int, size: int, path:
             code=TRUNCATED,
             path=path,
         )
+    return (None if length == _UNDEFINED_LENGTH else length), size - value_start
 
 
 def _check_header_end(fp: BinaryIO, ds: Dataset, end: int, size: int, path: Path) -> None:

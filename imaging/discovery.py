@@ -9,7 +9,8 @@ Nothing raises for a bad file: every file that cannot be used is recorded as a
 :class:`~octoscan.imaging.types.SkippedFile` with a stable code (those of
 :mod:`octoscan.imaging.dicom_io` plus ``duplicate_instance``, ``duplicate_instance_conflict``,
 ``octoscan_output``, ``inconsistent_series``, and ``internal`` for a bug, logged with its
-traceback). Files that are not DICOM at all are only
+traceback); a folder that cannot be listed is recorded the same way (``unreadable``), so no
+file goes unaccounted for. Files that are not DICOM at all are only
 counted (``n_non_dicom``), except those named ``*.dcm``, which are recorded as ``not_dicom``.
 
 Classification (ImageType value 3 for NM Image Storage, PS3.3 C.8.4.7):
@@ -60,11 +61,13 @@ from octoscan.imaging.acquisition import (
 from octoscan.imaging.dicom_io import (
     DICOMDIR,
     NOT_DICOM,
+    UNREADABLE,
     check_image_header,
     is_dicomdir,
     read_header,
 )
 from octoscan.imaging.errors import InvalidInputError, OctoscanError
+from octoscan.imaging.pixels import max_image_bytes
 from octoscan.imaging.types import SeriesEntry, SeriesKind, SkippedFile, StudyIndex
 from octoscan.imaging.views import (
     SingleViewFile,
@@ -219,16 +222,24 @@ def classify_kind(ds: Dataset) -> tuple[SeriesKind, str]:
 # --------------------------------------------------------------------------- walk
 
 
-def _walk(root: Path, follow_symlinks: bool) -> list[Path]:
-    """Files under ``root`` in sorted order; directory symlink loops are cut.
+def _walk(root: Path, follow_symlinks: bool) -> tuple[list[Path], list[SkippedFile]]:
+    """Files under ``root`` in sorted order, and the folders that could not be listed.
 
-    File symlinks are always read (they cannot loop). Directory symlinks are entered only
-    when ``follow_symlinks`` is true, and a directory already visited (same device and inode)
-    is never entered twice.
+    File symlinks are always read (a looping one fails to open and is skipped with a
+    reason). Directory symlinks are entered only when ``follow_symlinks`` is true, and a
+    directory already visited (same device and inode) is never entered twice.
     """
     out: list[Path] = []
+    unlisted: list[SkippedFile] = []
     seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
+
+    def unreadable(exc: OSError) -> None:
+        reason = f"cannot list the folder: {exc.strerror or exc}; its files were not read"
+        unlisted.append(SkippedFile(str(exc.filename), UNREADABLE, reason))
+
+    for dirpath, dirnames, filenames in os.walk(
+        root, onerror=unreadable, followlinks=follow_symlinks
+    ):
         try:
             st = os.stat(dirpath)
         except OSError:
@@ -242,7 +253,7 @@ def _walk(root: Path, follow_symlinks: bool) -> list[Path]:
         dirnames.sort()
         for name in sorted(filenames):
             out.append(Path(dirpath) / name)
-    return out
+    return out, unlisted
 
 
 # --------------------------------------------------------------------------- records
@@ -316,8 +327,11 @@ def discover(root: str | Path, *, follow_symlinks: bool = False) -> StudyIndex:
 
     Returns a :class:`StudyIndex` whose series are in discovery order; file paths are given
     as found under ``root`` (``root`` joined with the relative path, not resolved).
-    Raises :class:`InvalidInputError` (code ``not_found``) only when ``root`` is not a folder.
+    Raises :class:`InvalidInputError` (code ``not_found``) only when ``root`` is not a folder,
+    and :class:`~octoscan.imaging.errors.ConfigError` for an invalid
+    ``$OCTOSCAN_MAX_IMAGE_BYTES`` (the size limit every image header is checked against).
     """
+    max_image_bytes()  # a bad limit is a config error for the whole walk, not per file
     root_path = Path(root)
     if not root_path.is_dir():
         raise InvalidInputError(
@@ -326,7 +340,8 @@ def discover(root: str | Path, *, follow_symlinks: bool = False) -> StudyIndex:
             path=root_path,
         )
     state = _WalkState()
-    files = _walk(root_path, follow_symlinks)
+    files, unlisted = _walk(root_path, follow_symlinks)
+    state.skipped.extend(unlisted)
     for path in files:
         try:
             _index_file(path, state)

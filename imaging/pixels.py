@@ -11,22 +11,30 @@
 
 Before decoding it refuses, with :class:`~octoscan.imaging.errors.InvalidInputError` and a
 stable code, objects without pixel data (``missing_pixel_data``), objects whose declared size
-exceeds a limit (``image_too_large``), transfer syntaxes no installed plugin decodes
-(``unsupported_transfer_syntax``), uncompressed pixel data shorter than Rows, Columns,
-NumberOfFrames, SamplesPerPixel and BitsAllocated declare (``pixel_data_truncated``), colour
-images (``unsupported_photometric_interpretation``); a decoder failure becomes
-``pixel_decode_failed``. ACR-NEMA style objects without PhotometricInterpretation,
+exceeds a limit (``image_too_large``), image attributes that are not integers (``malformed``),
+transfer syntaxes no installed plugin decodes (``unsupported_transfer_syntax``), uncompressed
+pixel data shorter than Rows, Columns, NumberOfFrames, SamplesPerPixel and BitsAllocated
+declare (``pixel_data_truncated``) or holding whole frames more than NumberOfFrames says
+(``frame_count_mismatch``), colour images (``unsupported_photometric_interpretation``); a
+decoder failure becomes ``pixel_decode_failed``.
+
+The size limit is :data:`DEFAULT_MAX_IMAGE_BYTES` (2 GiB), or the environment variable
+``OCTOSCAN_MAX_IMAGE_BYTES`` (a whole number of bytes) when set; a ``max_bytes`` keyword
+given to a function overrides both. It is checked from the header alone, before any pixel
+buffer is allocated. ACR-NEMA style objects without PhotometricInterpretation,
 SamplesPerPixel or a File Meta transfer syntax are completed on a copy, with a warning.
 """
 
 from __future__ import annotations
 
+import os
 import warnings as _warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from octoscan.imaging.errors import InvalidInputError
+from octoscan.imaging.dicom_io import open_capped
+from octoscan.imaging.errors import ConfigError, InvalidInputError
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import get_decoder
@@ -40,18 +48,22 @@ from pydicom.uid import (
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
+    "MAX_IMAGE_BYTES_ENV",
     "DecodedFrames",
     "check_declared_size",
+    "check_stored_length",
     "check_transfer_syntax",
     "declared_pixel_bytes",
     "decode_frames",
     "decode_frames_with_info",
+    "max_image_bytes",
     "normalise_units",
     "read_dataset",
     "transfer_syntax_of",
 ]
 
 DEFAULT_MAX_IMAGE_BYTES = 2 * 1024**3  # refuse objects whose pixels would need more than 2 GiB
+MAX_IMAGE_BYTES_ENV = "OCTOSCAN_MAX_IMAGE_BYTES"
 UNCOMPRESSED_SYNTAXES = frozenset(
     {
         ImplicitVRLittleEndian,
@@ -121,14 +133,17 @@ def read_dataset(
     """Read one DICOM file (with or without preamble/File Meta) and every value in it.
 
     pydicom's warnings about non-conformant values are returned as strings instead of being
-    raised. Raises InvalidInputError ``unreadable`` when the file cannot be parsed and
+    raised. Reads are capped at the file's size, so a hostile length field allocates nothing
+    (the short value read instead then fails the pixel length checks of the decoder).
+    Raises InvalidInputError ``unreadable`` when the file cannot be opened or parsed and
     ``not_dicom`` when it parses to nothing that looks like a DICOM image header.
     """
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         try:
-            ds = dcmread(path, force=True, stop_before_pixels=stop_before_pixels)
-            ds.walk(lambda _ds, _elem: None)  # convert raw values now, warnings included
+            with open_capped(path) as fp:
+                ds = dcmread(fp, force=True, stop_before_pixels=stop_before_pixels)
+                ds.walk(lambda _ds, _elem: None)  # convert raw values now, warnings included
         except Exception as exc:  # pydicom raises many types on corrupt input
             raise InvalidInputError(
                 f"cannot be parsed as DICOM: {type(exc).__name__}: {exc}",
@@ -144,6 +159,25 @@ def read_dataset(
 
 
 # ---------------------------------------------------------------------------- header checks
+
+
+def max_image_bytes() -> int:
+    """The pixel size limit in bytes: ``$OCTOSCAN_MAX_IMAGE_BYTES`` when set, else
+    :data:`DEFAULT_MAX_IMAGE_BYTES`. Raises ConfigError for a value that is not a positive
+    whole number."""
+    text = os.environ.get(MAX_IMAGE_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(
+            f"{MAX_IMAGE_BYTES_ENV} is {text!r}; expected a positive whole number of bytes "
+            f"(default {DEFAULT_MAX_IMAGE_BYTES})"
+        )
+    return value
 
 
 def normalise_units(code_value: str | None) -> tuple[str | None, float]:
@@ -182,10 +216,36 @@ def declared_pixel_bytes(ds: Dataset) -> int:
     return (values + 7) // 8 if bits == 1 else values * (bits // 8)
 
 
+def _as_int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _require_image_attributes(ds: Dataset, path: str | Path) -> None:
-    for keyword in ("Rows", "Columns", "BitsAllocated"):
+    """Rows, Columns and BitsAllocated positive integers; NumberOfFrames and SamplesPerPixel
+    integers when present (``malformed`` when a value is not a number, e.g. a wrong VR)."""
+    for keyword in ("Rows", "Columns", "BitsAllocated", "NumberOfFrames", "SamplesPerPixel"):
         value = ds.get(keyword)
-        if value is None or int(value) <= 0:
+        optional = keyword in ("NumberOfFrames", "SamplesPerPixel")
+        if value is None or value == "":
+            if optional:
+                continue
+            raise InvalidInputError(
+                f"{keyword} is {value!r}; expected a positive integer for an image",
+                code="missing_pixel_data",
+                path=path,
+            )
+        number = _as_int(value)
+        if number is None:
+            raise InvalidInputError(
+                f"{keyword} is {value!r} (VR {ds[keyword].VR}), not an integer; expected a "
+                "positive integer for an image",
+                code="malformed",
+                path=path,
+            )
+        if number <= 0 and not optional:
             raise InvalidInputError(
                 f"{keyword} is {value!r}; expected a positive integer for an image",
                 code="missing_pixel_data",
@@ -193,12 +253,13 @@ def _require_image_attributes(ds: Dataset, path: str | Path) -> None:
             )
 
 
-def check_declared_size(
-    ds: Dataset, path: str | Path, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
-) -> int:
+def check_declared_size(ds: Dataset, path: str | Path, *, max_bytes: int | None = None) -> int:
     """Raise ``image_too_large`` when the decoded float32 frames or the stored pixels would
-    exceed ``max_bytes``; return the declared stored size in bytes. Headers only."""
+    exceed ``max_bytes`` (None: :func:`max_image_bytes`); return the declared stored size in
+    bytes. Headers only: nothing is allocated."""
     _require_image_attributes(ds, path)
+    if max_bytes is None:
+        max_bytes = max_image_bytes()
     stored = declared_pixel_bytes(ds)
     as_float = int(ds.Rows) * int(ds.Columns) * _number_of_frames(ds) * 4
     needed = max(stored, as_float)
@@ -249,6 +310,40 @@ def _pixel_element_length(ds: Dataset) -> tuple[str | None, int]:
     return keyword, len(value) if value is not None else 0
 
 
+def check_stored_length(
+    ds: Dataset, path: str | Path, *, length: int, syntax: UID, keyword: str = "PixelData"
+) -> None:
+    """Compare ``length``, the byte length of uncompressed pixel data, with what the header
+    declares (Rows, Columns, NumberOfFrames, SamplesPerPixel, BitsAllocated).
+
+    Raises ``pixel_data_truncated`` when it is shorter and ``frame_count_mismatch`` when it
+    holds one whole frame or more beyond NumberOfFrames (a header that lies about its frame
+    count; frame vectors cannot be trusted then). Headers only: ``length`` may come from the
+    element's header.
+    """
+    expected = declared_pixel_bytes(ds)
+    frames = _number_of_frames(ds)
+    what = (
+        f"Rows {ds.Rows} x Columns {ds.Columns} x {frames} frame(s) x SamplesPerPixel "
+        f"{ds.get('SamplesPerPixel') or 1} x BitsAllocated {ds.BitsAllocated} declare "
+        f"{expected} bytes (transfer syntax {syntax.name})"
+    )
+    if length < expected:
+        raise InvalidInputError(
+            f"{keyword} holds {length} bytes but {what}",
+            code="pixel_data_truncated",
+            path=path,
+        )
+    frame_bytes = expected // frames
+    if frame_bytes > 0 and length - expected >= frame_bytes:
+        raise InvalidInputError(
+            f"{keyword} holds {length} bytes, room for {length // frame_bytes} frames, but "
+            f"NumberOfFrames is {frames} ({what}); expected NumberOfFrames to match the data",
+            code="frame_count_mismatch",
+            path=path,
+        )
+
+
 def _check_pixel_length(ds: Dataset, path: str | Path, uid: UID) -> None:
     keyword, length = _pixel_element_length(ds)
     if keyword is None or length == 0:
@@ -259,16 +354,7 @@ def _check_pixel_length(ds: Dataset, path: str | Path, uid: UID) -> None:
         )
     if uid not in UNCOMPRESSED_SYNTAXES or ds[keyword].is_undefined_length:
         return
-    expected = declared_pixel_bytes(ds)
-    if length < expected:
-        raise InvalidInputError(
-            f"{keyword} holds {length} bytes but Rows {ds.Rows} x Columns {ds.Columns} x "
-            f"{_number_of_frames(ds)} frame(s) x SamplesPerPixel "
-            f"{ds.get('SamplesPerPixel') or 1} x BitsAllocated {ds.BitsAllocated} declare "
-            f"{expected} bytes (transfer syntax {uid.name})",
-            code="pixel_data_truncated",
-            path=path,
-        )
+    check_stored_length(ds, path, length=length, syntax=uid, keyword=keyword)
 
 
 # ---------------------------------------------------------------------------- completion
@@ -327,8 +413,17 @@ def _decode_stored(ds: Dataset, path: str | Path, uid: UID, notes: list[str]) ->
                 path=path,
             ) from exc
     notes.extend(f"pixel decoding: {w.message}" for w in caught)
-    frames = _number_of_frames(ds)
-    return np.asarray(arr).reshape(frames, int(ds.Rows), int(ds.Columns))
+    frames, rows, columns = _number_of_frames(ds), int(ds.Rows), int(ds.Columns)
+    arr = np.asarray(arr)
+    if arr.size != frames * rows * columns:
+        raise InvalidInputError(
+            f"the decoder returned {arr.size} pixels where NumberOfFrames {frames} x Rows "
+            f"{rows} x Columns {columns} declare {frames * rows * columns} (transfer syntax "
+            f"{uid.name}); expected NumberOfFrames to match the data",
+            code="frame_count_mismatch",
+            path=path,
+        )
+    return arr.reshape(frames, rows, columns)
 
 
 def _functional_item(ds: Dataset, index: int, sequence: str) -> Dataset | None:
@@ -420,13 +515,14 @@ def _scale_frames(
 
 
 def decode_frames_with_info(
-    ds: Dataset, path: str | Path, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    ds: Dataset, path: str | Path, *, max_bytes: int | None = None
 ) -> DecodedFrames:
     """Decode and scale every frame of ``ds`` (read with pixels from ``path``).
 
     Returns (frame, row, col) float32 values in the unit of the mapping applied (see module
-    docstring), the mapping used and warnings. Raises InvalidInputError with codes
-    missing_pixel_data, image_too_large, unsupported_transfer_syntax, pixel_data_truncated,
+    docstring), the mapping used and warnings. ``max_bytes`` None: :func:`max_image_bytes`.
+    Raises InvalidInputError with codes missing_pixel_data, malformed, image_too_large,
+    unsupported_transfer_syntax, pixel_data_truncated, frame_count_mismatch,
     unsupported_photometric_interpretation or pixel_decode_failed, naming the file.
     """
     notes: list[str] = []
@@ -440,9 +536,7 @@ def decode_frames_with_info(
     return DecodedFrames(array, units, scaling, str(uid), tuple(notes))
 
 
-def decode_frames(
-    ds: Dataset, path: str | Path, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
-) -> np.ndarray:
+def decode_frames(ds: Dataset, path: str | Path, *, max_bytes: int | None = None) -> np.ndarray:
     """(frame, row, col) float32 scaled values of ``ds``; see :func:`decode_frames_with_info`
     for the same with units, mapping used and warnings (dropped here)."""
     return decode_frames_with_info(ds, path, max_bytes=max_bytes).array

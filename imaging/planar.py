@@ -33,7 +33,7 @@ from octoscan.imaging.acquisition import (
     acquisition_datetime,
     read_acquisition_info_with_warnings,
 )
-from octoscan.imaging.dicom_io import read_dataset, read_header
+from octoscan.imaging.dicom_io import check_image_header, read_dataset, read_header
 from octoscan.imaging.discovery import TOMO_NOT_SCORED, classify_kind
 from octoscan.imaging.errors import InvalidInputError, UnsupportedAcquisitionError
 from octoscan.imaging.pixels import decode_frames_with_info
@@ -332,6 +332,7 @@ def _cross_file_decisions(paths: list[str]) -> dict[tuple[str, int | None], View
     acquired = {}
     for path in paths:
         ds = read_header(path)
+        check_image_header(ds, path)  # frame counts that fit the file, before per-frame tables
         info, _ = read_acquisition_info_with_warnings(ds)
         layouts[path] = resolve_planar_layout(ds, radionuclide=info.radionuclide).groups
         acquired[path] = acquisition_datetime(ds)

@@ -15,6 +15,10 @@ checked before they are stacked: one series and frame of reference, one orientat
 matrix size and pixel spacing, no gantry tilt, duplicate positions only as identical copies
 (dropped with a warning), regular spacing (gaps refused unless ``allows_gaps``). The affine
 layout is described in :mod:`octoscan.imaging.geometry`.
+
+``max_bytes`` (every loader) limits the pixel data of the stack and of each file, checked
+from the headers before decoding; None means :func:`octoscan.imaging.pixels.max_image_bytes`
+(``$OCTOSCAN_MAX_IMAGE_BYTES``, else 2 GiB).
 """
 
 from __future__ import annotations
@@ -46,9 +50,9 @@ from octoscan.imaging.geometry import (
     tilt_angle_deg,
 )
 from octoscan.imaging.pixels import (
-    DEFAULT_MAX_IMAGE_BYTES,
     check_declared_size,
     decode_frames_with_info,
+    max_image_bytes,
     read_dataset,
 )
 from octoscan.imaging.suv import stored_unit_label, suv_bw_factor
@@ -135,8 +139,16 @@ def _slice_geometry(path: str, ds: Dataset, notes: list[str]) -> _Slice:
     return _Slice(path, ds, np.asarray(ipp), iop, spacing)  # type: ignore[arg-type]
 
 
+def _frame_count(ds: Dataset) -> int:
+    """NumberOfFrames, 1 when absent or not a number (the decoder then refuses the file)."""
+    try:
+        return int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
 def _refuse_multiframe(path: str, ds: Dataset) -> None:
-    frames = int(ds.get("NumberOfFrames") or 1)
+    frames = _frame_count(ds)
     if frames > 1:
         raise UnsupportedAcquisitionError(
             f"NumberOfFrames is {frames}; this loader expects one file per slice "
@@ -211,7 +223,6 @@ def _decode_slices(
     planes: list[np.ndarray] = []
     units: set[str | None] = set()
     for s in slices:
-        check_declared_size(s.ds, s.path, max_bytes=max_bytes)
         decoded = decode_frames_with_info(s.ds, s.path, max_bytes=max_bytes)
         planes.append(decoded.array[0])
         units.add(decoded.units)
@@ -326,17 +337,19 @@ def _single_slice_step(ds: Dataset, path: str, notes: list[str]) -> float:
 
 
 def _stack(
-    paths: Sequence[str | Path], *, allows_gaps: bool, allows_tilt: bool, max_bytes: int
+    paths: Sequence[str | Path], *, allows_gaps: bool, allows_tilt: bool, max_bytes: int | None
 ) -> _Stack:
     read, notes = _read_all(paths)
+    limit = max_image_bytes() if max_bytes is None else max_bytes
     for path, ds in read:
         _refuse_multiframe(path, ds)
+        check_declared_size(ds, path, max_bytes=limit)  # Rows, Columns are numbers; size
     slices = [_slice_geometry(path, ds, notes) for path, ds in read]
     _check_consistency(slices)
     normal = slice_normal(slices[0].iop, path=slices[0].path)
     order = sort_along_normal(np.stack([s.ipp for s in slices]), normal)
     slices = [slices[i] for i in order]
-    planes, units = _decode_slices(slices, max_bytes, notes)
+    planes, units = _decode_slices(slices, limit, notes)
     positions = positions_along_normal(np.stack([s.ipp for s in slices]), normal)
     slices, planes, positions = _drop_duplicates(slices, planes, positions, notes)
     planes, step_mm = _fill_gaps(planes, positions, slices, allows_gaps=allows_gaps, notes=notes)
@@ -383,7 +396,7 @@ def load_ct(
     *,
     allows_gaps: bool = False,
     allows_tilt: bool = False,
-    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_bytes: int | None = None,
 ) -> Volume:
     """CT series (one file per slice) -> Volume in HU, (plane, row, col) with LPS affine.
 
@@ -420,7 +433,7 @@ def load_pet(
     *,
     allows_gaps: bool = False,
     allows_tilt: bool = False,
-    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_bytes: int | None = None,
 ) -> Volume:
     """PET series (one file per slice) -> Volume in SUVbw when possible.
 
@@ -466,7 +479,7 @@ def load_spect(
     paths: Sequence[str | Path],
     *,
     allows_gaps: bool = False,
-    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_bytes: int | None = None,
 ) -> Volume:
     """Reconstructed SPECT -> Volume (kind SPECT) in counts or Bq/mL.
 
@@ -495,11 +508,13 @@ def load_spect(
 def _is_nm_object(ds: Dataset) -> bool:
     sop = str(ds.get("SOPClassUID") or "")
     return sop == NuclearMedicineImageStorage or (
-        str(ds.get("Modality") or "") == "NM" and int(ds.get("NumberOfFrames") or 1) > 1
+        str(ds.get("Modality") or "") == "NM" and _frame_count(ds) > 1
     )
 
 
-def _load_spect_slices(paths: Sequence[str | Path], *, allows_gaps: bool, max_bytes: int) -> Volume:
+def _load_spect_slices(
+    paths: Sequence[str | Path], *, allows_gaps: bool, max_bytes: int | None
+) -> Volume:
     stack = _stack(paths, allows_gaps=allows_gaps, allows_tilt=False, max_bytes=max_bytes)
     notes = list(stack.warnings)
     datasets = [s.ds for s in stack.slices]
@@ -623,7 +638,7 @@ def _nm_geometry(
     return ipp, iop, spacing, step_mm
 
 
-def _load_nm_recon(path: str, ds: Dataset, notes: list[str], *, max_bytes: int) -> Volume:
+def _load_nm_recon(path: str, ds: Dataset, notes: list[str], *, max_bytes: int | None) -> Volume:
     _check_recon_tomo(path, ds, notes)
     decoded = decode_frames_with_info(ds, path, max_bytes=max_bytes)
     notes.extend(decoded.warnings)

@@ -739,6 +739,6 @@ def format_for(name: str) -> str | None:
 
 
 def sniff_format(data: bytes | str) -> str:
-    """ "json" when the data starts (after whitespace) with ``[`` or ``{``, else "csv"."""
+    """The format of clinical data by its first character: "json" for ``[`` or ``{``, else "csv"."""
     head = data[:64].decode("utf-8", "replace") if isinstance(data, bytes) else data[:64]
     return "json" if head.lstrip("\ufeff \t\r\n")[:1] in ("[", "{") else "csv"

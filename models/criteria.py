@@ -74,13 +74,11 @@ def _q(text: str, unit: str) -> str:
     return f"Karnofsky {text}" if unit == "Karnofsky" else f"{text} {unit}"
 
 
-def _plain(
-    attr: str, column_label: str | None = None
-) -> Callable[[ClinicalRecord, str], Measurement | str]:
+def _plain(attr: str) -> Callable[[ClinicalRecord, str], Measurement | str]:
     def measure(record: ClinicalRecord, unit: str) -> Measurement | str:
         value = getattr(record, attr)
         if value is None:
-            return f"no {column_label or attr} in the clinical record"
+            return f"no {attr} in the clinical record"
         return Measurement(float(value), float(value))
 
     return measure
@@ -172,7 +170,7 @@ CRITERIA: dict[str, _Spec] = {
     "bilirubin": _Spec("total bilirubin", _plain("bilirubin_x_uln")),
     "albumin": _Spec("albumin", _albumin),
     "performance": _Spec("performance status", _performance),
-    "prior_treatment": _Spec("prior treatment lines", _plain("prior_treatment_lines")),
+    "prior_treatment": _Spec("prior treatment", _plain("prior_treatment_lines")),
     "life_expectancy": _Spec("life expectancy", _life_expectancy),
 }
 """Criterion name -> label and how its value is read from a record (names as in
@@ -194,7 +192,7 @@ def describe_limit(criterion: CriterionConfig) -> str:
 
 
 def judge_value(value: float, criterion: CriterionConfig) -> str:
-    """ "pass", "fail" or "band" (between the pass and the fail condition) for one value."""
+    """Where one value lies: "pass", "fail" or "band" (between the two conditions)."""
     if math.isnan(value):
         raise ValueError("judge_value: value is NaN")
     if _COMPARE[criterion.pass_if](value, criterion.pass_limit):
@@ -284,8 +282,8 @@ def evaluate_criteria(
 
 
 def summarize_criteria(results: Sequence[CriterionResult]) -> str:
-    """ "fail" when any criterion fails, else "review" when any needs review, else "pass"
-    (criteria not assessed do not count; see the counts for them)."""
+    """Overall clinical verdict: "fail" when any criterion fails, else "review" when any
+    needs review, else "pass" (criteria not assessed do not count)."""
     verdicts = {r.verdict for r in results}
     if "fail" in verdicts:
         return "fail"

@@ -9,8 +9,9 @@ Method (thresholds from ``[tomo.organs]`` and ``[tomo.ct]``):
 
 1. Body: with a fused CT, voxels above ``ct.body_hu_min``; otherwise the organ-scale image
    (Gaussian, ``organs.smoothing_fwhm_mm``) above ``body_threshold_fraction`` x T, where T is
-   the median uptake in the body (iterated twice). Largest connected part, holes filled
-   plane by plane (lungs). The body midline is the median x of the body voxels.
+   the median uptake in the body (iterated twice). Opened by ``_BODY_OPENING_MM`` (arms
+   beside the torso join it through their blurred gap), largest connected part, holes
+   filled plane by plane (lungs). The body midline is the median x of the body voxels.
 2. Liver level and liver. Voxels above ``organ_threshold_factor`` x T on the patient's right
    are mostly liver (by far the largest avid organ there): their median is a first liver
    level L. The liver is the largest right-sided part of the band [``liver_band_low`` x L,
@@ -69,6 +70,7 @@ from octoscan.models.tomo_pairing import WorkingGrid
 from octoscan.models.types import ReferenceRegion
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+_BODY_OPENING_MM = 15.0  # opening radius that separates the arms from the torso
 _FIRST_FLOOR = 1e-3  # first body estimate: voxels above this x the 99.5th percentile
 _SPLIT_DIP = 0.2  # relative dip between two maxima that keeps them apart (20 %)
 _LOG_STEP = 0.005  # quantisation of log-uptake for the h-maxima transform
@@ -324,6 +326,7 @@ class _Basin:
 def _body(
     organ_image: np.ndarray,
     affine: np.ndarray,
+    spacing: tuple[float, float, float],
     cfg: TomoOrganConfig,
     ct_hu: np.ndarray | None,
     ct_cfg: TomoCTConfig,
@@ -344,7 +347,9 @@ def _body(
         for _ in range(2):
             level = float(np.median(organ_image[mask]))
             mask = organ_image > cfg.body_threshold_fraction * level
-    mask = fill_holes_per_plane(largest_component(mask))
+    # arms beside the torso join it through their blurred gap: cut thin bridges first
+    opened = open_mm(mask, _BODY_OPENING_MM, spacing)
+    mask = fill_holes_per_plane(largest_component(opened if opened.any() else mask))
     if not mask.any():
         raise InvalidInputError("no body outline found in the emission volume", code="no_body")
     level = float(np.median(organ_image[mask]))
@@ -733,7 +738,7 @@ def locate_organs(
     spacing = grid.spacing_mm
     affine = grid.affine
     s = gaussian_mm(np.maximum(image, 0.0), organs.smoothing_fwhm_mm, spacing)
-    body = _body(s, affine, organs, ct_hu, ct)
+    body = _body(s, affine, spacing, organs, ct_hu, ct)
     warnings: list[str] = []
     method = METHOD_EMISSION
     liver: np.ndarray | None = None
@@ -781,10 +786,16 @@ def locate_organs(
             warnings.append("spleen not confirmed on the CT: emission outline kept")
     if spleen_b is None:
         warnings.append("no spleen found (splenectomy, or outside the field of view)")
-    kidneys = tuple(_carve(basins == k.label, s) for k in kidney_bs)
+    kidneys = tuple(
+        mask for mask in (_carve(basins == k.label, s) for k in kidney_bs) if mask.any()
+    )
     if len(kidneys) < 2:
         warnings.append(f"{len(kidneys)} kidney(s) found instead of 2")
     bladder = basins == bladder_b.label if bladder_b is not None else None
+    if bladder is not None and not bladder.any():
+        bladder = None
+    if spleen is not None and not spleen.any():
+        spleen = None
     if liver is not None:
         # a voxel belongs to one organ: the hot organs keep their outline
         for other in (spleen, bladder, *kidneys):

@@ -1,4 +1,7 @@
-"""``octoscan config show [FILE]``: print the resolved, validated configuration."""
+"""``octoscan config show [FILE]``: print the resolved, validated configuration.
+
+The JSON body is followed by the rule set's clinical criteria in words (``#`` lines).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 
 from octoscan.models.config import available_configs, config_hash, config_to_dict, load_config
 from octoscan.pipelines.atomic import dumps_json
+from octoscan.pipelines.cmd_criteria import format_criteria
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,4 +30,7 @@ def run_show(args: argparse.Namespace) -> int:
     body = config_to_dict(cfg)
     print(f"# rule set {cfg.name} from {cfg.source}  (hash {config_hash(cfg)})")
     print(dumps_json(body), end="")
+    print(f"# clinical criteria of rule set {cfg.name} (a missing value is not assessed):")
+    for line in format_criteria(cfg.clinical):
+        print(f"#   {line}")
     return 0

@@ -1,0 +1,234 @@
+"""Fusion of the planar CNN's lesion map with the threshold scorer's lesions.
+
+Rules (issue 10):
+
+* CNN lesion components: connected regions where the lesion probability is at least
+  ``min_probability``, of at least ``min_area_mm2``, outside the spleen, kidney and bladder
+  masks the threshold scorer found (physiological uptake is never a lesion).
+* A component that overlaps a threshold lesion's mask, or whose peak lies within
+  ``match_distance_mm`` of its centre, confirms it: that lesion becomes ``source="both"``.
+* A component matching none is *proposed*: its peak is the maximum of the scoring image
+  smoothed with ``config.planar.detection.peak_fwhm_mm`` inside the component, its apparent
+  peak and variance come from :func:`octoscan.models.planar_lesions.apparent_peak` and its
+  grade from :func:`octoscan.models.grading.grade_lesion` against the same references:
+  grades always come from measured ratios with their intervals, never from the network.
+* A lesion found by one source only *matters for the decision* when the imaging decision
+  without it differs from the decision with it; each such lesion is a review reason and the
+  study goes to ``needs_review`` (:func:`octoscan.models.decision.decide_eligibility`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import ndimage
+
+from octoscan.models.cnn_model import CLASSES, LESION_CLASS
+from octoscan.models.config import ScoringConfig
+from octoscan.models.decision import decide_eligibility, decide_imaging
+from octoscan.models.grading import grade_lesion
+from octoscan.models.planar_lesions import apparent_peak
+from octoscan.models.stats import fwhm_to_sigma_px, smooth
+from octoscan.models.types import Lesion, PlanarScore
+
+_PHYSIOLOGICAL = ("spleen", "kidney_left", "kidney_right", "bladder")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Thresholds of the fusion (probability 0-1, mm, mm^2)."""
+
+    min_probability: float = 0.5
+    min_area_mm2: float = 40.0
+    match_distance_mm: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_probability < 1.0:
+            raise ValueError(
+                f"FusionConfig.min_probability = {self.min_probability}; expected 0-1 exclusive"
+            )
+        if self.min_area_mm2 < 0.0 or self.match_distance_mm < 0.0:
+            raise ValueError("FusionConfig sizes must be >= 0 mm / mm^2")
+
+
+def cnn_components(
+    lesion_probability: np.ndarray,
+    *,
+    spacing_mm: tuple[float, float],
+    exclude: np.ndarray | None,
+    fusion: FusionConfig,
+) -> list[np.ndarray]:
+    """Boolean masks of the CNN's lesion components (see module docstring)."""
+    mask = lesion_probability >= fusion.min_probability
+    if exclude is not None:
+        mask &= ~exclude
+    lab, n = ndimage.label(mask)
+    pixel_mm2 = spacing_mm[0] * spacing_mm[1]
+    out = []
+    for k in range(1, n + 1):
+        comp = lab == k
+        if comp.sum() * pixel_mm2 >= fusion.min_area_mm2:
+            out.append(comp)
+    return out
+
+
+def _region(score: PlanarScore, r: int, c: int) -> str:
+    for organ in score.organs:
+        mask = organ.mask
+        if mask is not None and mask.shape == score.scoring_image.shape and mask[r, c]:
+            return organ.organ
+    return "cnn_extra_organ"
+
+
+def fuse_lesions(
+    score: PlanarScore,
+    prediction: object,
+    config: ScoringConfig,
+    *,
+    fusion: FusionConfig | None = None,
+) -> PlanarScore:
+    """A new PlanarScore with the CNN's lesions fused in (see module docstring).
+
+    ``prediction``: a :class:`octoscan.models.cnn_infer.CnnPrediction` on the score's grid
+    (its ``probabilities`` (7, rows, cols) with class order ``CLASSES``).
+    """
+    fusion = fusion or FusionConfig()
+    probs = np.asarray(prediction.probabilities)  # type: ignore[attr-defined]
+    image = np.asarray(score.scoring_image, dtype=np.float64)
+    if probs.shape != (len(CLASSES), *image.shape):
+        raise ValueError(
+            f"CNN probabilities of shape {probs.shape}; expected {(len(CLASSES), *image.shape)} "
+            "(the scoring image's grid)"
+        )
+    spacing = score.pixel_spacing_mm
+    px_mm = math.sqrt(spacing[0] * spacing[1])
+    exclude = np.zeros(image.shape, dtype=bool)
+    for organ in score.organs:
+        if (
+            organ.organ in _PHYSIOLOGICAL
+            and organ.mask is not None
+            and organ.mask.shape == image.shape
+        ):
+            exclude |= organ.mask
+    comps = cnn_components(probs[LESION_CLASS], spacing_mm=spacing, exclude=exclude, fusion=fusion)
+    det = config.planar.detection
+    smoothed = smooth(image, fwhm_to_sigma_px(det.smoothing_fwhm_mm, spacing))
+    liver = score.reference("liver")
+    grade4 = score.reference("spleen") or score.reference("kidney")
+    confirmed: set[int] = set()
+    proposed: list[Lesion] = []
+    for comp in comps:
+        flat = int(np.argmax(np.where(comp, smoothed, -np.inf)))
+        peak_rc = (flat // image.shape[1], flat % image.shape[1])
+        hit = [
+            i
+            for i, les in enumerate(score.lesions)
+            if (les.mask is not None and les.mask.shape == comp.shape and (les.mask & comp).any())
+            or (
+                les.center_rc is not None
+                and math.hypot(les.center_rc[0] - peak_rc[0], les.center_rc[1] - peak_rc[1]) * px_mm
+                <= fusion.match_distance_mm
+            )
+        ]
+        if hit:
+            confirmed.update(hit)
+            continue
+        variance = score.variance_image
+        if variance is None:
+            variance = _empirical_variance(score)
+        peak, peak_var = apparent_peak(
+            image, variance, peak_rc, spacing_mm=spacing, fwhm_mm=det.peak_fwhm_mm
+        )
+        g = grade_lesion(
+            peak,
+            peak_var,
+            liver=liver,
+            spleen=grade4,
+            thresholds=config.krenning,
+            confidence=config.statistics.confidence_level,
+            ci_method=score.ci_method,
+        )
+        area_mm2 = float(comp.sum()) * spacing[0] * spacing[1]
+        units = score.lesions[0].units if score.lesions else _units(score)
+        proposed.append(
+            Lesion(
+                id=0,
+                diameter_mm=round(2.0 * math.sqrt(area_mm2 / math.pi), 1),
+                peak=peak,
+                mean=float(image[comp].mean()),
+                units=units,
+                ratio_liver=g.ratio_liver.ratio if g.ratio_liver else None,
+                ratio_liver_ci=(g.ratio_liver.low, g.ratio_liver.high) if g.ratio_liver else None,
+                ratio_spleen=g.ratio_spleen.ratio if g.ratio_spleen else None,
+                ratio_spleen_ci=(
+                    (g.ratio_spleen.low, g.ratio_spleen.high) if g.ratio_spleen else None
+                ),
+                spleen_reference_organ=g.spleen_reference_organ,
+                grade=g.grade,
+                grade_range=g.grade_range,
+                borderline=g.borderline,
+                region=_region(score, *peak_rc),
+                grading_method=score.grading_method,
+                ci_method=score.ci_method,
+                source="cnn",
+                center_rc=(float(peak_rc[0]), float(peak_rc[1])),
+                area_cm2=round(area_mm2 / 100.0, 2),
+                mask=comp,
+                warnings=(*g.warnings, "proposed by the CNN only; graded on measured ratios"),
+            )
+        )
+    kept = [
+        replace(les, source="both") if i in confirmed else les
+        for i, les in enumerate(score.lesions)
+    ]
+    merged = kept + proposed
+    merged.sort(key=lambda les: les.center_rc or (0.0, 0.0))
+    merged = [replace(les, id=k) for k, les in enumerate(merged, start=1)]
+    reasons = _review_reasons(merged, score, config)
+    decision = decide_eligibility(merged, score.references, config=config, review_reasons=reasons)
+    if reasons and decision.status != "needs_review":
+        decision = replace(decision, status="needs_review")
+    return replace(
+        score,
+        lesions=tuple(merged),
+        decision=decision,
+        warnings=(*score.warnings, *(f"CNN fusion: {r}" for r in reasons)),
+    )
+
+
+def _units(score: PlanarScore) -> str:
+    if len(score.views_used) == 2:
+        return "counts/pixel (conjugate-view geometric mean)"
+    return f"counts/pixel ({score.views_used[0]} view)"
+
+
+def _empirical_variance(score: PlanarScore) -> np.ndarray:
+    """Per-pixel variance for an image without counting statistics: the liver reference's
+    pixel variance scaled with the image value (zero when no reference exists)."""
+    image = np.clip(np.asarray(score.scoring_image, dtype=np.float64), 0.0, None)
+    ref = score.reference("liver") or score.reference("spleen") or score.reference("kidney")
+    if ref is None or ref.mean <= 0.0:
+        return np.zeros_like(image)
+    return (ref.std**2 / ref.mean) * image
+
+
+def _review_reasons(
+    lesions: list[Lesion], score: PlanarScore, config: ScoringConfig
+) -> tuple[str, ...]:
+    """One reason per single-source lesion whose presence changes the imaging decision."""
+    with_all, _ = decide_imaging(lesions, score.references, config=config)
+    reasons = []
+    for les in lesions:
+        if les.source == "both":
+            continue
+        others = [x for x in lesions if x is not les]
+        without, _ = decide_imaging(others, score.references, config=config)
+        if without != with_all:
+            reasons.append(
+                f"lesion {les.id} ({les.region}, grade {les.grade}) found by the "
+                f"{les.source} detector only: imaging decision {with_all} with it, "
+                f"{without} without it"
+            )
+    return tuple(reasons)
