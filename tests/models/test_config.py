@@ -48,13 +48,14 @@ def test_default_holds_the_issue_defaults() -> None:
     assert cfg.planar.plausibility.max_liver_to_spleen_ratio == 1.0
 
 
-def test_netter1_differs_from_default_only_in_name_and_rule() -> None:
+def test_netter1_imaging_differs_from_default_only_in_name_and_rule() -> None:
+    """Imaging settings: only the uptake rule differs (clinical criteria are tested apart)."""
     default = config_to_dict(load_config("default"))
     netter = config_to_dict(load_config("netter1"))
     assert netter["decision"]["uptake_rule"] == "not_significantly_below_liver"
     assert netter["name"] == "netter1"
     for d in (default, netter):
-        for key in ("name", "description", "source"):
+        for key in ("name", "description", "source", "clinical"):
             d.pop(key)
         d["decision"].pop("uptake_rule")
     assert netter == default
