@@ -134,6 +134,13 @@ def quiet_pydicom() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def describe_exception(exc: BaseException, *, with_type: bool = True) -> str:
+    """An exception as one line of text ("Type: message", whitespace runs collapsed), for a
+    reason that goes into one CSV cell or log line; decoder plugins write several lines."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if with_type else text
+
+
 def read_header(path: str | Path, *, specific_tags: Iterable[int | str] | None = None) -> Dataset:
     """Read the header (everything before Pixel Data) of one DICOM file.
 
@@ -192,7 +199,7 @@ def read_dataset(path: str | Path) -> Dataset:
         ) from exc
     except Exception as exc:  # pydicom raises many types
         raise InvalidInputError(
-            f"DICOM data set cannot be parsed ({type(exc).__name__}: {exc})",
+            f"DICOM data set cannot be parsed ({describe_exception(exc)})",
             code=MALFORMED,
             path=path,
         ) from exc
@@ -397,21 +404,29 @@ def _parse(fp: BinaryIO, path: Path, size: int, *, force: bool, specific_tags) -
     except InvalidInputError:
         raise
     except InvalidDicomError as exc:
-        raise InvalidInputError(f"not a DICOM file: {exc}", code=NOT_DICOM, path=path) from exc
+        raise InvalidInputError(
+            f"not a DICOM file: {describe_exception(exc, with_type=False)}",
+            code=NOT_DICOM,
+            path=path,
+        ) from exc
     except EOFError as exc:
         raise InvalidInputError(
-            f"file ends inside the data set: {exc}", code=TRUNCATED, path=path
+            f"file ends inside the data set: {describe_exception(exc, with_type=False)}",
+            code=TRUNCATED,
+            path=path,
         ) from exc
     except zlib.error as exc:
         code = TRUNCATED if "incomplete or truncated" in str(exc) else MALFORMED
         raise InvalidInputError(
-            f"deflated data set cannot be inflated: {exc}", code=code, path=path
+            f"deflated data set cannot be inflated: {describe_exception(exc, with_type=False)}",
+            code=code,
+            path=path,
         ) from exc
     except OSError:
         raise
     except Exception as exc:  # pydicom raises many types (ValueError, KeyError, struct.error)
         raise InvalidInputError(
-            f"DICOM header cannot be parsed ({type(exc).__name__}: {exc})",
+            f"DICOM header cannot be parsed ({describe_exception(exc)})",
             code=MALFORMED,
             path=path,
         ) from exc
@@ -434,7 +449,7 @@ def _read_stopping_at_pixels(
         if fp.tell() < size:
             raise
         raise InvalidInputError(
-            f"file ends at byte {size} inside a data element ({type(exc).__name__}: {exc})",
+            f"file ends at byte {size} inside a data element ({describe_exception(exc)})",
             code=TRUNCATED,
             path=path,
         ) from exc

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from octoscan.imaging.dicom_io import open_capped
+from octoscan.imaging.dicom_io import describe_exception, open_capped
 from octoscan.imaging.errors import ConfigError, InvalidInputError
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -146,7 +146,7 @@ def read_dataset(
                 ds.walk(lambda _ds, _elem: None)  # convert raw values now, warnings included
         except Exception as exc:  # pydicom raises many types on corrupt input
             raise InvalidInputError(
-                f"cannot be parsed as DICOM: {type(exc).__name__}: {exc}",
+                f"cannot be parsed as DICOM: {describe_exception(exc)}",
                 code="unreadable",
                 path=path,
             ) from exc
@@ -408,7 +408,7 @@ def _decode_stored(ds: Dataset, path: str | Path, uid: UID, notes: list[str]) ->
         except Exception as exc:  # decoder plugins raise many exception types
             raise InvalidInputError(
                 f"pixel data could not be decoded with transfer syntax {uid} ({uid.name}): "
-                f"{type(exc).__name__}: {exc}",
+                f"{describe_exception(exc)}",
                 code="pixel_decode_failed",
                 path=path,
             ) from exc

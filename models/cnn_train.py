@@ -78,6 +78,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)  # weights are package data: world-readable like the sources
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

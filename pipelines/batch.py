@@ -47,10 +47,11 @@ from pathlib import Path
 from typing import Any
 
 from octoscan.imaging.discovery import discover
-from octoscan.imaging.errors import InvalidInputError
+from octoscan.imaging.errors import InvalidInputError, OctoscanError
 from octoscan.imaging.types import SeriesEntry, SkippedFile
 from octoscan.models.config import ScoringConfig, config_hash
 from octoscan.pipelines.atomic import TEMP_PREFIX, dumps_json, write_json_atomic
+from octoscan.pipelines.dicom_results import render_dicom_results, write_dicom_files
 from octoscan.pipelines.executors import (
     LocalProcessExecutor,
     SerialExecutor,
@@ -84,6 +85,7 @@ from octoscan.pipelines.report import (
     render_overlay_pngs,
 )
 from octoscan.pipelines.resume import (
+    MANIFEST_NAME,
     InputDigest,
     RunFingerprint,
     StudyManifest,
@@ -255,6 +257,7 @@ class StudyReport:
     error_code: str | None = None
     error_reason: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)
+    dicom_files: dict[str, bytes] | None = None
     cpu_seconds: float = 0.0
 
 
@@ -287,9 +290,32 @@ def run_study_task(task: StudyTask) -> StudyReport:
         result=outcome.result,
         error_code=outcome.error_code,
         error_reason=outcome.error_reason,
+        dicom_files=_dicom_files(outcome, task),
         files=_study_files(outcome, show_phi=task.options.show_phi),
         cpu_seconds=time.process_time() - cpu0,
     )
+
+
+def _dicom_files(outcome: StudyOutcome, task: StudyTask) -> dict[str, bytes] | None:
+    """The study's DICOM results (SR, SEG, SC) as bytes; None when not asked for.
+
+    A failure here does not fail the study: it is logged and added to the result's
+    warnings (which is why this runs before result.json is rendered).
+    """
+    if not task.options.dicom_out or outcome.status != "ok" or outcome.result is None:
+        return None
+    try:
+        return render_dicom_results(
+            outcome,
+            config_hash=config_hash(task.config),
+            pseudonymise=task.options.pseudonymise,
+            pseudonym_key=task.options.pseudonym_key,
+        )
+    except (OctoscanError, ValueError) as exc:
+        code = getattr(exc, "code", "dicom_results_failed")
+        _LOG.warning("study %s: DICOM results not written [%s]: %s", task.study_key, code, exc)
+        outcome.result["warnings"].append(f"DICOM results not written [{code}]: {exc}")
+        return {}
 
 
 def _study_files(outcome: StudyOutcome, *, show_phi: bool) -> dict[str, bytes]:
@@ -464,6 +490,9 @@ def _commit(
         return _failed_record(key, code, reason, reused=False, seconds=0.0)
     status = "ok" if outcome.status == "ok" and outcome.result is not None else "failed"
     code = outcome.error_code or (None if status == "ok" else INTERNAL)
+    (study_dir / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until committed
+    if outcome.dicom_files is not None or status != "ok":
+        write_dicom_files(study_dir, outcome.dicom_files or {})
     keep_manifest = status == "ok" or code not in _NOT_REUSED_CODES
     commit_study_files(
         study_dir,

@@ -89,6 +89,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="clinical values (CSV or JSON, one row per patient or study): the rule set's "
         "clinical criteria enter the decision; a changed file redoes the studies on resume",
     )
+    p.add_argument(
+        "--dicom-out",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write DICOM results (SR, SEG, overlay Secondary Capture) under DIR/<key>/dicom/",
+    )
+    p.add_argument(
+        "--pseudonymise",
+        action="store_true",
+        help="replace the Patient module of DICOM results with the keyed pseudonym",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.set_defaults(func=run)
 
@@ -124,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
             show_phi=args.show_phi,
             pseudonym_key=load_pseudonym_key(out_dir),
             clinical=clinical,
+            dicom_out=args.dicom_out,
+            pseudonymise=args.pseudonymise,
         )
         summary = run_batch(
             input_dir,

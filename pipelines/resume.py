@@ -126,6 +126,8 @@ def options_hash(options: StudyOptions) -> str:
         "assume_sstr": options.assume_sstr,
         "show_phi": options.show_phi,
         "pseudonym_key_check": key_check,
+        "dicom_out": options.dicom_out,
+        "pseudonymise": options.pseudonymise,
     }
     if options.clinical is not None:  # absent without a clinical file: earlier hashes hold
         content["clinical_sha256"] = options.clinical.sha256

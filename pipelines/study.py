@@ -45,13 +45,17 @@ class StudyOptions:
     ``pseudonym_key`` keys the PatientID hash (see :mod:`octoscan.pipelines.identity`);
     ``show_phi`` puts the raw PatientID into results as well. ``clinical`` holds the
     clinical file's records (``--clinical``): the rule set's clinical criteria then enter the
-    decision; without it the decision covers imaging only.
+    decision; without it the decision covers imaging only. ``dicom_out`` writes the DICOM
+    results (SR, SEG, Secondary Capture) into the study folder; ``pseudonymise`` replaces
+    the source Patient module in them with the keyed pseudonym.
     """
 
     assume_sstr: bool = False
     show_phi: bool = False
     pseudonym_key: bytes = b""
     clinical: ClinicalTable | None = field(default=None, repr=False)
+    dicom_out: bool = True
+    pseudonymise: bool = False
 
 
 @dataclass(frozen=True)

@@ -78,13 +78,26 @@ def _cut(path: Path, keep: int) -> Path:
 # --------------------------------------------------------------------------- file builders
 
 
+# Files that load (degraded) are scored by the batch test, and overlay rendering of an
+# 8-row image is slow (pipelines.report tries every scale up to the panel height): they get
+# a larger matrix.
+LOADABLE_SHAPE = (64, 32)
+
+
 def _planar(name: str, **kwargs) -> Dataset:
-    """A valid two-head, two-window In-111 whole-body NM object (4 frames of 8 x 6)."""
+    """A valid two-head, two-window In-111 whole-body NM object (4 frames of 8 x 6 unless
+    ``shape`` says otherwise)."""
     return b.nm_planar(series_key=name, study_key=name, **kwargs)
 
 
-def _write_planar(root: Path, name: str, edit: Callable[[Dataset], None] | None = None) -> Path:
-    ds = _planar(name)
+def _write_planar(
+    root: Path,
+    name: str,
+    edit: Callable[[Dataset], None] | None = None,
+    *,
+    shape: tuple[int, int] = (8, 6),
+) -> Path:
+    ds = _planar(name, shape=shape)
     if edit is not None:
         edit(ds)
     return b.write(ds, root / name)
@@ -218,11 +231,17 @@ def _fewer_frames_than_data(root: Path, name: str) -> Path:
 
 
 def _detector_vector_short(root: Path, name: str) -> Path:
-    return _write_planar(root, name, lambda ds: setattr(ds, "DetectorVector", [1, 2]))
+    def edit(ds: Dataset) -> None:
+        ds.DetectorVector = [1, 2]
+
+    return _write_planar(root, name, edit, shape=LOADABLE_SHAPE)
 
 
 def _detector_vector_out_of_range(root: Path, name: str) -> Path:
-    return _write_planar(root, name, lambda ds: setattr(ds, "DetectorVector", [1, 1, 7, 7]))
+    def edit(ds: Dataset) -> None:
+        ds.DetectorVector = [1, 1, 7, 7]
+
+    return _write_planar(root, name, edit, shape=LOADABLE_SHAPE)
 
 
 def _encapsulated(root: Path, name: str, syntax, fragments: list[bytes]) -> Path:
@@ -293,8 +312,8 @@ def _duplicate_uid_conflict(root: Path, name: str) -> Path:
         ds.SOPInstanceUID = b.uid("duplicate-corpus")
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
 
-    first = _write_planar(root, "dup_a_first.dcm", edit)
-    ds = _planar("dup_a_first.dcm")
+    first = _write_planar(root, "dup_a_first.dcm", edit, shape=LOADABLE_SHAPE)
+    ds = _planar("dup_a_first.dcm", shape=LOADABLE_SHAPE)
     edit(ds)
     ds.PixelData = bytes(len(ds.PixelData))
     b.write(ds, root / name)
@@ -367,7 +386,7 @@ def _encapsulated_too_many_frames(root: Path, name: str) -> Path:
 _NOT_DICOM = r"no 'DICM' prefix at byte 128 and the first bytes [0-9a-f]{16} are not a DICOM"
 C = Case
 CASES: tuple[Case, ...] = (
-    C("empty.dcm", _empty, "zero-length file", "not_dicom", "not_dicom", r"^0 bytes: too short"),
+    C("empty.dcm", _empty, "zero-length file", "not_dicom", "not_dicom", r"\b0 bytes: too short for DICOM"),
     C("text.dcm", _text, "a text file named .dcm", "not_dicom", "not_dicom", _NOT_DICOM),
     C("random_bytes.dcm", _random_bytes, "random bytes", "not_dicom", "not_dicom", _NOT_DICOM),
     C("cut_in_preamble.dcm", _cut_in_preamble, "cut at byte 64", "not_dicom", "not_dicom",
@@ -458,10 +477,10 @@ CASES: tuple[Case, ...] = (
     C("ct_cut_in_pixel_data.dcm", _ct_cut_in_pixel_data, "CT slice, 7 pixel bytes missing",
       "truncated", "pixel_data_truncated", r"Pixel Data declares 24 bytes but only 17 remain",
       loader="ct", load_reason=r"PixelData holds 17 bytes but Rows 4 .* declare 24 bytes"),
-    # the volume loaders read what is there; the cut IOP then lacks values
+    # the volume loaders read what is there: a header without its later elements
     C("ct_cut_in_header.dcm", _ct_cut_in_header, "CT slice cut inside its IOP value",
-      "truncated", "missing_geometry", r"last element \(0020,0037\) ends at byte", loader="ct",
-      load_reason=r"ImageOrientationPatient, PixelSpacing missing or invalid"),
+      "truncated", "missing_pixel_data", r"last element \(0020,0037\) ends at byte",
+      loader="ct", load_reason=r"Rows is None; expected a positive integer"),
     C("ct_short_pixel_data.dcm", _ct_short_pixel_data, "CT slice with 10 of 24 pixel bytes",
       "pixel_data_truncated", "pixel_data_truncated", r"PixelData holds 10 bytes but Rows 4",
       loader="ct"),
@@ -548,8 +567,8 @@ def test_loader_gives_code_and_one_line_reason(case, corpus):
     loader = LOADERS[case.loader]
     if case.load is None:
         images = loader([path])
-        assert len(images) == 2  # the two heads of the planar object, views or not
-        assert all(im.counts.shape == (8, 6) for im in images)
+        assert len(images) >= 2  # the two heads (or, unassigned, each frame), views or not
+        assert all(im.counts.shape == LOADABLE_SHAPE for im in images)
         notes = [w for im in images for w in im.warnings]
         assert any(re.search(case.warning or "", w) for w in notes), notes
         return

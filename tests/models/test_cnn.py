@@ -270,3 +270,22 @@ def test_fusion_keeps_threshold_only_lesions_and_the_decision_when_nothing_chang
         fuse_lesions(score, FakePrediction(np.zeros((7, 10, 10))), CONFIG)
     with pytest.raises(ValueError, match="min_probability"):
         FusionConfig(min_probability=1.5)
+
+
+def test_shipped_weights_load_and_find_liver_and_spleen_on_a_held_out_phantom() -> None:
+    from octoscan.imaging.phantom.study import StudySpec, simulate_study
+    from octoscan.models.cnn_data import planar_images, planar_labels
+    from octoscan.models.cnn_infer import default_weights_path, load_model, predict
+    from octoscan.models.cnn_train import sha256_of
+    from octoscan.models.planar_align import conjugate_view
+
+    model = load_model()
+    assert model.sha256 == sha256_of(default_weights_path())
+    study = simulate_study(StudySpec(seed=4242, kind="planar", lesions=0, voxel_mm=6.0))
+    conj = conjugate_view(*planar_images(study), config=CONFIG.planar.alignment)
+    pred = predict(conj.image, conj.pixel_spacing_mm, model=model)
+    truth = planar_labels(study)
+    for organ in ("liver", "spleen"):
+        t = truth == CLASSES.index(organ)
+        p = pred.mask(organ)
+        assert 2.0 * (t & p).sum() / (t.sum() + p.sum()) > 0.8, organ

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from octoscan.imaging.errors import InvalidInputError
@@ -121,6 +122,12 @@ def test_batch_writes_overlays_and_the_review_report(first_run, batch_input):
         page = (out / key / "report.html").read_text()
         assert "overlay_summary.png" in page
         assert f"{key}/report.html" in index
+        dicom = sorted(p.name for p in (out / key / "dicom").glob("*.dcm"))
+        assert len(dicom) >= 2, dicom  # at least the SR and the overlay Secondary Capture
+        for path in (out / key / "dicom").glob("*.dcm"):
+            ds = pydicom.dcmread(path)
+            assert ds.StudyInstanceUID == uid
+            assert ds.SeriesDescription.startswith("octoscan")
     assert MANIFEST_NAME not in index
 
 
@@ -146,7 +153,7 @@ def test_corrupt_files_are_reported_with_codes(first_run):
     assert failed["failed_studies"] == []
     assert [(f["path"], f["code"]) for f in failed["skipped_files"]] == [
         ("broken/not_dicom.dcm", "not_dicom"),
-        ("broken/truncated.dcm", "missing_uids"),
+        ("broken/truncated.dcm", "truncated"),
     ]
     assert all(f["reason"] for f in failed["skipped_files"])
     assert summary.n_skipped_files == 2
@@ -201,8 +208,12 @@ def test_inputs_are_never_modified(first_run, batch_input):
 
 
 def test_no_patient_identifier_in_outputs(first_run):
+    """Non-DICOM outputs carry no PHI; DICOM results carry the source Patient module."""
     _, out, _ = first_run
     for path in out.rglob("*"):
+        if path.parent.name == "dicom" and path.suffix == ".dcm":
+            assert b"PHANTOM^" in path.read_bytes()  # by design, unless --pseudonymise
+            continue
         if path.is_file() and path.name != ".octoscan-pseudonym-key":
             data = path.read_bytes()
             for phi in (b"PHANTOM^", b"PHANTOM-", b"19610101"):
