@@ -592,9 +592,11 @@ def _top_level_starts(path: Path) -> dict[int, int]:
 
 
 def test_a_cut_at_any_offset_gets_a_code(tmp_path):
-    """Cut a valid NM file after every byte: not_dicom inside the preamble, truncated
-    everywhere else, except cuts that fall exactly between two top-level elements, which
-    leave a well-formed shorter header (missing UIDs or missing pixel data)."""
+    """Cut a valid NM file after n bytes: not_dicom inside the preamble, truncated everywhere
+    else, except cuts that fall exactly between two top-level elements, which leave a
+    well-formed shorter header (missing UIDs or missing pixel data). Every n up to the end of
+    the File Meta group and the first data element, every n within 3 bytes of an element
+    start, and every 5th n elsewhere."""
     source = b.write(_planar("sweep"), tmp_path / "whole.dcm")
     data = source.read_bytes()
     starts = _top_level_starts(source)
@@ -602,15 +604,17 @@ def test_a_cut_at_any_offset_gets_a_code(tmp_path):
         offset for offset, tag in starts.items() if tag in (0x00080018, 0x0020000D, 0x0020000E)
     )
     first_element = min(starts)
+    sizes = set(range(0, first_element + 16)) | set(range(0, len(data), 5))
+    sizes |= {s + d for s in starts for d in range(-3, 4) if 0 <= s + d < len(data)}
     cut = tmp_path / "cut.dcm"
     found: dict[int, str] = {}
-    for size in range(len(data)):
+    for size in sorted(sizes):
         cut.write_bytes(data[:size])
         with pytest.raises(InvalidInputError) as info:
             check_image_header(read_header(cut), cut)
         found[size] = info.value.code
     expected = {}
-    for size in range(len(data)):
+    for size in sorted(sizes):
         if size < 132:
             expected[size] = "not_dicom"
         elif size in starts and size > first_element:
@@ -618,6 +622,7 @@ def test_a_cut_at_any_offset_gets_a_code(tmp_path):
         else:
             expected[size] = "truncated"
     assert found == expected
+    assert len(found) > 600
     check_image_header(read_header(source), source)  # the whole file is fine
 
 
