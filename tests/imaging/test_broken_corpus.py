@@ -17,6 +17,9 @@ import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -678,3 +681,89 @@ def test_batch_over_the_corpus_still_scores_the_good_study(corpus, index, good_s
     n_studies = 1 + sum(1 for s in index.studies())
     assert summary.n_studies == n_studies
     assert _hashes(root) == before  # inputs are never modified
+
+
+# --------------------------------------------------------------------------- unreadable files
+
+_UNPRIVILEGED_RUN = """
+import json, sys
+from pathlib import Path
+from octoscan.imaging.discovery import discover
+from octoscan.imaging.errors import OctoscanError
+from octoscan.imaging.planar import load_planar
+from octoscan.models.config import load_config
+from octoscan.pipelines.batch import run_batch
+from octoscan.pipelines.study import StudyOptions
+
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+index = discover(root)
+report = {
+    "skipped": [[s.path, s.code, s.reason] for s in index.skipped],
+    "indexed": [f for s in index.series for f in s.files],
+}
+try:
+    load_planar([root / "locked.dcm"])
+    report["load"] = None
+except OctoscanError as exc:
+    report["load"] = [exc.code, str(exc)]
+summary = run_batch(root, out, config=load_config("default"), options=StudyOptions(), workers=1)
+report["records"] = [[r.study_key, r.status, r.error_code] for r in summary.records]
+print(json.dumps(report))
+"""
+
+
+def _unprivileged_prefix() -> list[str] | None:
+    """argv prefix that runs a command as an unprivileged user ([] when not root)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv"):
+        return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    if shutil.which("runuser"):
+        return ["runuser", "-u", "nobody", "--"]
+    return None
+
+
+def test_unreadable_file_and_folder_as_an_unprivileged_user(good_study):
+    """chmod 000 means nothing to root, so discovery, the loader and a batch run as user
+    nobody (setpriv or runuser) on a world-readable copy: a locked file and a locked folder
+    are reported (code unreadable, one line), the good study is scored."""
+    prefix = _unprivileged_prefix()
+    if prefix is None:
+        pytest.skip("running as root without setpriv or runuser: cannot drop privileges")
+    work = Path(tempfile.mkdtemp(prefix="octoscan-unreadable-"))
+    try:
+        work.chmod(0o755)
+        root = work / "in"
+        shutil.copytree(good_study[0], root / "phantom")
+        locked = _write_planar(root, "locked.dcm")
+        inner = _write_planar(root / "locked_dir", "inner.dcm")
+        locked.chmod(0)
+        inner.parent.chmod(0)
+        out = work / "out"
+        out.mkdir(mode=0o777)
+        out.chmod(0o777)
+        command = [*prefix, sys.executable, "-c", _UNPRIVILEGED_RUN, str(root), str(out)]
+        env = {**os.environ, "HOME": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
+        done = subprocess.run(
+            command, cwd=work, env=env, capture_output=True, text=True, timeout=180
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        for folder in (work / "in" / "locked_dir",):
+            if folder.exists():
+                folder.chmod(0o755)
+        shutil.rmtree(work)
+    skipped = {Path(path).name: (code, reason) for path, code, reason in report["skipped"]}
+    assert skipped == {
+        "locked.dcm": ("unreadable", "permission denied when opening the file"),
+        "locked_dir": (
+            "unreadable",
+            "cannot list the folder: Permission denied; its files were not read",
+        ),
+    }
+    code, text = report["load"]
+    assert code == "unreadable"
+    assert text == f"{locked}: permission denied when opening the file"
+    assert [status for _, status, _ in report["records"]] == ["ok"]
+    assert report["records"][0][0] == study_key(good_study[1])
