@@ -515,7 +515,8 @@ def format_details(records: Iterable[dict[str, Any]]) -> str:
         )
         for x in missed + wrong:
             rc = x["center_rc"]
-            what = "MISSED" if not x["detected"] else f"grade {x['grade']} r={x['ratio_liver']:.2f}"
+            ratio = "n/a" if x["ratio_liver"] is None else f"{x['ratio_liver']:.2f}"
+            what = "MISSED" if not x["detected"] else f"grade {x['grade']} r={ratio}"
             out.append(
                 f"   lesion {x['id']} {x['site']:<10} rc=({rc[0]:.0f},{rc[1]:.0f}) "
                 f"d={x['diameter_mm']:.0f} contrast={x['contrast']:.2f} cnr={x['cnr']:.0f} "

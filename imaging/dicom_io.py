@@ -141,6 +141,12 @@ def describe_exception(exc: BaseException, *, with_type: bool = True) -> str:
     return f"{type(exc).__name__}: {text}" if with_type else text
 
 
+def as_uid(value: object) -> UID:
+    """A UID from a file's value without pydicom's validation warning (a mutated or vendor
+    UID such as ';.2.840...' is kept as it is and simply matches no known UID)."""
+    return UID(str(value), validation_mode=pydicom.config.IGNORE)
+
+
 def read_header(path: str | Path, *, specific_tags: Iterable[int | str] | None = None) -> Dataset:
     """Read the header (everything before Pixel Data) of one DICOM file.
 
@@ -220,7 +226,7 @@ def is_image_sop_class(ds: Dataset) -> bool:
     """
     sop = ds.get("SOPClassUID")
     if sop:
-        return "Image Storage" in UID(str(sop)).name
+        return "Image Storage" in as_uid(sop).name
     return "Rows" in ds and "Columns" in ds
 
 
@@ -233,7 +239,7 @@ def transfer_syntax(ds: Dataset) -> UID | None:
     """The transfer syntax the data set was read with (None when unknown)."""
     ts = _meta_or_ds(ds, "TransferSyntaxUID")
     if ts:
-        return UID(str(ts))
+        return as_uid(ts)
     if getattr(ds, "is_little_endian", None) is None:
         return None
     if not ds.is_little_endian:
@@ -243,9 +249,11 @@ def transfer_syntax(ds: Dataset) -> UID | None:
 
 def is_transfer_syntax_supported(uid: str) -> bool:
     """True when octoscan can decode pixel data in this transfer syntax (installed plugins)."""
-    uid = UID(str(uid))
+    uid = as_uid(uid)
     if uid in _NATIVE_SYNTAXES:
         return True
+    if not uid.is_valid:  # a damaged UID names no decoder (and pydicom would warn on it)
+        return False
     from pydicom.pixels import get_decoder
 
     try:
@@ -330,7 +338,7 @@ def _check_pixel_extent(ds: Dataset, path: str | Path, ts: UID | None) -> None:
 
 def _sop_name(ds: Dataset) -> str:
     sop = ds.get("SOPClassUID")
-    return UID(str(sop)).name if sop else "(none)"
+    return as_uid(sop).name if sop else "(none)"
 
 
 def _meta_or_ds(ds: Dataset, keyword: str) -> object:
@@ -484,8 +492,13 @@ def _peek_pixel_tag(fp: BinaryIO, ds: Dataset, pos: int) -> int | None:
 
 
 def _convert_all(ds: Dataset) -> None:
-    """Convert every raw element (recursively) so later access neither warns nor fails."""
-    for elem in ds:  # iterating converts raw elements
+    """Convert every raw element (recursively, File Meta included) so later access neither
+    warns nor fails."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        for _ in meta:  # iterating converts raw elements
+            pass
+    for elem in ds:
         if elem.VR == "SQ":
             for item in elem.value or ():
                 _convert_all(item)

@@ -62,6 +62,7 @@ from octoscan.imaging.dicom_io import (
     DICOMDIR,
     NOT_DICOM,
     UNREADABLE,
+    as_uid,
     check_image_header,
     is_dicomdir,
     read_header,
@@ -186,7 +187,7 @@ def _classify_nm(ds: Dataset) -> tuple[SeriesKind, str]:
 
 def classify_kind(ds: Dataset) -> tuple[SeriesKind, str]:
     """(kind, reason) of one object from its header: SOP class first, then Modality."""
-    sop = UID(str(ds.get("SOPClassUID") or ""))
+    sop = as_uid(ds.get("SOPClassUID") or "")
     modality = (_text(ds, "Modality") or "").upper()
     if sop in _NM_CLASSES:
         return _classify_nm(ds)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from octoscan.imaging.dicom_io import describe_exception, open_capped
+from octoscan.imaging.dicom_io import as_uid, describe_exception, open_capped
 from octoscan.imaging.errors import ConfigError, InvalidInputError
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -192,7 +192,7 @@ def transfer_syntax_of(ds: Dataset) -> UID | None:
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid:
-        return UID(str(uid))
+        return as_uid(uid)
     implicit, little = getattr(ds, "original_encoding", (None, None))
     if implicit is None or little is None:
         return None
@@ -287,7 +287,7 @@ def check_transfer_syntax(ds: Dataset, path: str | Path) -> UID:
     if uid in UNCOMPRESSED_SYNTAXES:
         return uid
     try:
-        decoder = get_decoder(uid)
+        decoder = get_decoder(uid) if uid.is_valid else None  # a damaged UID: no decoder
     except NotImplementedError:
         decoder = None
     if decoder is None or not decoder.is_available:
@@ -405,7 +405,13 @@ def _decode_stored(ds: Dataset, path: str | Path, uid: UID, notes: list[str]) ->
         _warnings.simplefilter("always")
         try:
             arr = ds.pixel_array
-        except Exception as exc:  # decoder plugins raise many exception types
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # decoder plugins raise many exception types
+            # pylibjpeg-rle (Rust) panics on some corrupt streams with pyo3's
+            # PanicException, a BaseException that would escape `except Exception`
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
             raise InvalidInputError(
                 f"pixel data could not be decoded with transfer syntax {uid} ({uid.name}): "
                 f"{describe_exception(exc)}",
@@ -442,17 +448,47 @@ def _rwvm_items(ds: Dataset, index: int) -> list[Dataset]:
     return list(source.get("RealWorldValueMappingSequence") or [])
 
 
+class _BadMappingValue(ValueError):
+    """A value-mapping attribute that is not a finite number (``malformed`` for the file)."""
+
+
+def _number(source: Dataset, keyword: str, default: float) -> float:
+    """A finite float from ``source[keyword]``, ``default`` when absent or empty."""
+    value = source.get(keyword)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if not np.isfinite(number):
+        raise _BadMappingValue(f"{keyword} is {value!r}; expected a finite number")
+    return number
+
+
+def _lut(item: Dataset) -> np.ndarray | None:
+    lut = item.get("RealWorldValueLUTData")
+    if lut is None:
+        return None
+    try:
+        values = np.asarray(lut, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise _BadMappingValue("RealWorldValueLUTData is not a list of numbers") from exc
+    if values.size == 0 or not np.isfinite(values).all():
+        raise _BadMappingValue("RealWorldValueLUTData is empty or not finite")
+    return values
+
+
 def _rwvm_piece(item: Dataset) -> _RwvmPiece:
     units_item = (item.get("MeasurementUnitsCodeSequence") or [None])[0]
     code = str(units_item.get("CodeValue", "")) if units_item is not None else ""
     units, factor = normalise_units(code)
-    lut = item.get("RealWorldValueLUTData")
     return _RwvmPiece(
-        first=float(item.get("RealWorldValueFirstValueMapped", -np.inf)),
-        last=float(item.get("RealWorldValueLastValueMapped", np.inf)),
-        slope=float(item.get("RealWorldValueSlope", 1.0)),
-        intercept=float(item.get("RealWorldValueIntercept", 0.0)),
-        lut=np.asarray(lut, dtype=np.float64) if lut is not None else None,
+        first=_number(item, "RealWorldValueFirstValueMapped", -np.inf),
+        last=_number(item, "RealWorldValueLastValueMapped", np.inf),
+        slope=_number(item, "RealWorldValueSlope", 1.0),
+        intercept=_number(item, "RealWorldValueIntercept", 0.0),
+        lut=_lut(item),
         units=units,
         unit_factor=factor,
     )
@@ -474,10 +510,9 @@ def _apply_rwvm(stored: np.ndarray, pieces: list[_RwvmPiece]) -> np.ndarray:
 def _rescale(ds: Dataset, index: int) -> _Linear | None:
     group = _functional_item(ds, index, "PixelValueTransformationSequence")
     source = group.PixelValueTransformationSequence[0] if group is not None else ds
-    slope, intercept = source.get("RescaleSlope"), source.get("RescaleIntercept")
-    if slope is None and intercept is None:
+    if source.get("RescaleSlope") is None and source.get("RescaleIntercept") is None:
         return None
-    return _Linear(float(slope if slope is not None else 1.0), float(intercept or 0.0))
+    return _Linear(_number(source, "RescaleSlope", 1.0), _number(source, "RescaleIntercept", 0.0))
 
 
 def _scale_frame(
@@ -532,7 +567,20 @@ def decode_frames_with_info(
     fixed = _completed_copy(ds, uid, notes)
     _check_photometric(fixed, path)
     stored = _decode_stored(fixed, path, uid, notes)
-    array, scaling, units = _scale_frames(fixed, stored, notes)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+            array, scaling, units = _scale_frames(fixed, stored, notes)
+    except _BadMappingValue as exc:
+        raise InvalidInputError(
+            f"{exc} (value mapping of the pixel data)", code="malformed", path=path
+        ) from exc
+    if np.issubdtype(stored.dtype, np.integer) and not np.isfinite(array).all():
+        raise InvalidInputError(
+            "the value mapping (RescaleSlope/Intercept or RealWorldValueMapping) takes "
+            "integer pixels beyond the float32 range; expected realistic scaling factors",
+            code="malformed",
+            path=path,
+        )
     return DecodedFrames(array, units, scaling, str(uid), tuple(notes))
 
 

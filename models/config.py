@@ -262,6 +262,7 @@ class ScoringConfig:
     decision: DecisionConfig
     planar: PlanarConfig
     clinical: ClinicalConfig
+    tomo: _tomo_config.TomoConfig
     source: str = field(default="", metadata={"internal": True})
 
 
@@ -285,6 +286,7 @@ def load_config(name_or_path: str | Path = "default") -> ScoringConfig:
     cfg = dataclasses.replace(cfg, source=source)
     _check_cross_fields(cfg)
     _check_clinical(cfg.clinical, source=source)
+    _tomo_config.check_tomo_config(cfg.tomo, source=source)
     return cfg
 
 
@@ -469,3 +471,9 @@ def _check_cross_fields(cfg: ScoringConfig) -> None:
             f"planar.organs.spleen_max_area_cm2 = {o.spleen_max_area_cm2!r}",
             path=cfg.source,
         )
+
+
+# The [tomo] table's dataclasses live in their own module, which reuses this module's loader
+# (``_build``, ``UPTAKE_RULES``); imported last, as a module, so either module may be imported
+# first. ``ScoringConfig.tomo``'s annotation is resolved through it when a config is built.
+import octoscan.models.tomo_config as _tomo_config  # noqa: E402

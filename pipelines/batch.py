@@ -51,7 +51,11 @@ from octoscan.imaging.errors import InvalidInputError, OctoscanError
 from octoscan.imaging.types import SeriesEntry, SkippedFile
 from octoscan.models.config import ScoringConfig, config_hash
 from octoscan.pipelines.atomic import TEMP_PREFIX, dumps_json, write_json_atomic
-from octoscan.pipelines.dicom_results import render_dicom_results, write_dicom_files
+from octoscan.pipelines.dicom_results import (
+    VolumeFindings,
+    render_dicom_results,
+    write_dicom_files,
+)
 from octoscan.pipelines.executors import (
     LocalProcessExecutor,
     SerialExecutor,
@@ -296,6 +300,25 @@ def run_study_task(task: StudyTask) -> StudyReport:
     )
 
 
+def _volume_findings(outcome: StudyOutcome) -> tuple[VolumeFindings, ...]:
+    """The tomographic findings of an outcome for its DICOM results (none without SPECT/PET)."""
+    tomo, volume = outcome.tomo, outcome.tomo_volume
+    if tomo is None or volume is None:
+        return ()
+    decision = outcome.decision if outcome.decision is not None else tomo.decision
+    return (
+        VolumeFindings(
+            volume,
+            tomo.lesions,
+            tomo.references,
+            decision,
+            tomo.config_name,
+            tomo.warnings,
+            ct=outcome.ct_volume,
+        ),
+    )
+
+
 def _dicom_files(outcome: StudyOutcome, task: StudyTask) -> dict[str, bytes] | None:
     """The study's DICOM results (SR, SEG, SC) as bytes; None when not asked for.
 
@@ -310,6 +333,7 @@ def _dicom_files(outcome: StudyOutcome, task: StudyTask) -> dict[str, bytes] | N
             config_hash=config_hash(task.config),
             pseudonymise=task.options.pseudonymise,
             pseudonym_key=task.options.pseudonym_key,
+            volumes=_volume_findings(outcome),
         )
     except (OctoscanError, ValueError) as exc:
         code = getattr(exc, "code", "dicom_results_failed")

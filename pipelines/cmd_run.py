@@ -80,6 +80,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "(inputs must be readable at the same paths on its workers)",
     )
     p.add_argument("--assume-sstr", action="store_true", help="score an unidentified tracer")
+    p.add_argument(
+        "--radiopharmaceutical",
+        default=None,
+        metavar="NAME",
+        help="the agent of a SPECT/PET whose headers name only the radionuclide, e.g. "
+        "DOTATATE for a post-therapy 177Lu-DOTATATE SPECT (Lu-177 is also used with PSMA "
+        "ligands, so octoscan does not guess); checked like a header value, named in the result",
+    )
     p.add_argument("--show-phi", action="store_true", help="put the raw PatientID in results")
     p.add_argument(
         "--clinical",
@@ -132,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
             executor = DaskExecutor(args.dask)
         options = StudyOptions(
             assume_sstr=args.assume_sstr,
+            radiopharmaceutical=args.radiopharmaceutical,
             show_phi=args.show_phi,
             pseudonym_key=load_pseudonym_key(out_dir),
             clinical=clinical,

@@ -32,6 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--config", default="default", help="rule set name or TOML file")
     p.add_argument("--out", type=Path, default=None, metavar="DIR")
     p.add_argument("--assume-sstr", action="store_true", help="score an unidentified tracer")
+    p.add_argument(
+        "--radiopharmaceutical",
+        default=None,
+        metavar="NAME",
+        help="the agent of a SPECT/PET whose headers name only the radionuclide, e.g. "
+        "DOTATATE for a post-therapy 177Lu-DOTATATE SPECT (Lu-177 is also used with PSMA "
+        "ligands, so octoscan does not guess); checked like a header value, named in the result",
+    )
     p.add_argument("--show-phi", action="store_true", help="put the raw PatientID in results")
     p.add_argument(
         "--clinical",
@@ -57,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     key_root = args.out if args.out is not None else DEFAULT_OUT
     options = StudyOptions(
         assume_sstr=args.assume_sstr,
+        radiopharmaceutical=args.radiopharmaceutical,
         show_phi=args.show_phi,
         pseudonym_key=load_pseudonym_key(key_root),
         clinical=clinical,

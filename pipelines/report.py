@@ -51,7 +51,7 @@ from octoscan.models.config import available_configs, config_hash, load_config
 from octoscan.models.krenning import KrenningThresholds
 from octoscan.pipelines.atomic import TEMP_PREFIX, write_bytes_atomic, write_text_atomic
 from octoscan.pipelines.outputs import ERROR_NAME, FAILED_JSON, RESULT_NAME
-from octoscan.pipelines.overlays import render_planar_overlays
+from octoscan.pipelines.overlays import render_planar_overlays, render_volume_overlays
 from octoscan.pipelines.study import StudyOutcome, octoscan_version
 
 __all__ = [
@@ -202,12 +202,20 @@ def render_overlay_pngs(
     Planar panels come from :func:`render_planar_overlays` on the views that were scored,
     at the largest integer scale that keeps a view panel within ``max_panel_height_px``
     (at least 1: native pixels).
-    An outcome without a planar score (a failed study) has no overlay: the result is empty.
+    A study scored on SPECT/PET adds :func:`render_volume_overlays` panels ("mip" and
+    "lesion_<id>", ids as in the result); its planar lesion panels are then named
+    "planar_lesion_<planar id>". An outcome without a score (a failed study) has no
+    overlay: the result is empty.
     The patient ID is drawn only with ``show_phi`` and only when the result holds it (it
     does only when the study was scored with ``--show-phi``).
     """
+    volume_panels: dict[str, np.ndarray] = {}
+    if outcome.tomo is not None and outcome.tomo_volume is not None:
+        volume_panels = render_volume_overlays(
+            outcome.tomo_volume, outcome.tomo.lesions, outcome.tomo.references, outcome.ct_volume
+        )
     if outcome.planar is None:
-        return {}
+        return {overlay_file_name(n): encode_png(rgb) for n, rgb in sorted(volume_panels.items())}
     patient_text = None
     if show_phi and outcome.result is not None and outcome.result.get("patient_id"):
         patient_text = f"Patient ID {outcome.result['patient_id']}"
@@ -235,6 +243,12 @@ def render_overlay_pngs(
         if _view_height(larger) > max_panel_height_px:
             break
         panels, scale = larger, scale + 1
+    if volume_panels:
+        panels = {
+            (f"planar_{name}" if name.startswith("lesion_") else name): rgb
+            for name, rgb in panels.items()
+        }
+        panels.update(volume_panels)
     return {overlay_file_name(name): encode_png(rgb) for name, rgb in sorted(panels.items())}
 
 

@@ -388,8 +388,10 @@ def _encapsulated_too_many_frames(root: Path, name: str) -> Path:
 
 _NOT_DICOM = r"no 'DICM' prefix at byte 128 and the first bytes [0-9a-f]{16} are not a DICOM"
 C = Case
+# fmt: off
 CASES: tuple[Case, ...] = (
-    C("empty.dcm", _empty, "zero-length file", "not_dicom", "not_dicom", r"\b0 bytes: too short for DICOM"),
+    C("empty.dcm", _empty, "zero-length file", "not_dicom", "not_dicom",
+      r"\b0 bytes: too short for DICOM"),
     C("text.dcm", _text, "a text file named .dcm", "not_dicom", "not_dicom", _NOT_DICOM),
     C("random_bytes.dcm", _random_bytes, "random bytes", "not_dicom", "not_dicom", _NOT_DICOM),
     C("cut_in_preamble.dcm", _cut_in_preamble, "cut at byte 64", "not_dicom", "not_dicom",
@@ -494,6 +496,7 @@ CASES: tuple[Case, ...] = (
       "pixel_data_truncated", "pixel_data_truncated", r"x 9 frame\(s\) .* declare 540 bytes",
       loader="spect"),
 )
+# fmt: on
 # files the builders write besides each case's own
 EXTRA_FILES: dict[str, str | None] = {
     "dup_a_first.dcm": None,  # the kept duplicate: indexed
@@ -588,7 +591,7 @@ def _top_level_starts(path: Path) -> dict[int, int]:
     """Offset of each top-level data element (after the File Meta group) -> its tag."""
     ds = pydicom.dcmread(path)
     starts = {}
-    for tag in ds.keys():
+    for tag in ds.keys():  # noqa: SIM118 (iterating a Dataset converts its raw elements)
         raw = ds.get_item(tag)
         starts[raw.value_tell - (12 if raw.VR in _LONG_VRS else 8)] = int(tag)
     return starts
@@ -653,9 +656,7 @@ def test_batch_over_the_corpus_still_scores_the_good_study(corpus, index, good_s
     shutil.copytree(good_study[0], root / "phantom")
     before = _hashes(root)
     out = tmp_path / "out"
-    summary = run_batch(
-        root, out, config=load_config("default"), options=StudyOptions(), workers=1
-    )
+    summary = run_batch(root, out, config=load_config("default"), options=StudyOptions(), workers=1)
     by_key = {r.study_key: r for r in summary.records}
     good = by_key[study_key(good_study[1])]
     assert (good.status, good.error_code) == ("ok", None)

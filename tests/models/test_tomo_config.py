@@ -99,3 +99,25 @@ def test_minimum_must_stay_below_maximum(section: str, low: str, high: str) -> N
 
 def test_check_tomo_config_accepts_the_defaults() -> None:
     check_tomo_config(tomo_config_from_dict(tomo_raw()))
+
+
+def test_rule_sets_carry_the_tomo_table_and_its_hash(tmp_path) -> None:
+    from octoscan.models.config import config_hash, load_config
+
+    default = load_config("default")
+    assert default.tomo == tomo_config_from_dict(tomo_raw())
+    assert load_config("netter1").tomo == default.tomo  # inherited through extends
+    path = tmp_path / "site.toml"
+    path.write_text('extends = "default"\n[tomo.pvc]\ngrade_on = "uncorrected"\n')
+    site = load_config(path)
+    assert site.tomo.pvc.grade_on == "uncorrected"
+    assert config_hash(site) != config_hash(default)
+
+
+def test_load_config_applies_the_tomo_cross_field_rules(tmp_path) -> None:
+    from octoscan.models.config import load_config
+
+    path = tmp_path / "site.toml"
+    path.write_text('extends = "default"\n[tomo.ct]\nliver_hu_min = 100.0\n')
+    with pytest.raises(ConfigError, match=r"tomo\.ct\.liver_hu_min = 100\.0 must be below"):
+        load_config(path)

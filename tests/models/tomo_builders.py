@@ -1,4 +1,4 @@
-"""Builders for the tomographic-scoring tests: the proposed ``[tomo]`` table and a small
+"""Builders for the tomographic-scoring tests: the shipped ``[tomo]`` table and a small
 synthetic abdomen (emission volume and CT) whose truth is known exactly.
 
 The synthetic body is an elliptic cylinder of soft tissue with a liver on the patient's right
@@ -12,7 +12,6 @@ proportional to the local mean (``noise_cov`` at the liver's level).
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,90 +19,8 @@ import numpy as np
 from scipy import ndimage
 
 from octoscan.imaging.types import AcquisitionInfo, SeriesKind, SourceRef, Volume
-from octoscan.models.tomo_config import TomoConfig, tomo_config_from_dict
-
-TOMO_TOML = """
-[tomo.resolution]
-spect_fwhm_mm = 13.0
-pet_fwhm_mm = 6.5
-working_voxel_mm = 4.0
-
-[tomo.pairing]
-min_overlap_fraction = 0.5
-
-[tomo.organs]
-smoothing_fwhm_mm = 10.0
-body_threshold_fraction = 0.3
-organ_threshold_factor = 3.0
-liver_band_low = 0.5
-liver_band_high = 1.6
-hot_organ_factor = 1.5
-opening_radius_mm = 8.0
-liver_min_volume_ml = 300.0
-liver_max_volume_ml = 5000.0
-spleen_min_volume_ml = 30.0
-spleen_max_volume_ml = 1500.0
-spleen_min_lateral_mm = 50.0
-kidney_min_volume_ml = 20.0
-kidney_max_volume_ml = 600.0
-kidney_min_lateral_mm = 25.0
-kidney_max_lateral_mm = 130.0
-bladder_min_volume_ml = 20.0
-bladder_max_lateral_mm = 50.0
-accessory_spleen_max_volume_ml = 15.0
-accessory_spleen_max_distance_mm = 40.0
-accessory_spleen_min_ratio_spleen = 0.5
-
-[tomo.ct]
-body_hu_min = -500.0
-liver_hu_min = 48.0
-liver_hu_max = 100.0
-spleen_hu_min = 38.0
-spleen_hu_max = 100.0
-fluid_hu_min = -30.0
-fluid_hu_max = 22.0
-bone_hu_min = 200.0
-lung_hu_max = -400.0
-smoothing_fwhm_mm = 6.0
-opening_radius_mm = 6.0
-
-[tomo.references]
-liver_diameter_mm = 30.0
-spleen_diameter_mm = 20.0
-kidney_diameter_mm = 20.0
-edge_margin_mm = 5.0
-emission_edge_margin_fwhm = 0.5
-lesion_margin_mm = 10.0
-
-[tomo.plausibility]
-max_liver_to_spleen_ratio = 0.8
-max_liver_cv = 0.3
-
-[tomo.detection]
-smoothing_fwhm_fraction = 0.5
-background_size_mm = 80.0
-min_z_score = 5.0
-min_contrast = 0.5
-min_liver_lesion_ratio = 1.2
-segmentation_fraction = 0.5
-min_volume_ml = 0.5
-min_peak_distance_mm = 15.0
-peak_volume_ml = 1.0
-elongated_min_length_mm = 60.0
-elongated_min_ratio = 2.2
-large_faint_min_volume_ml = 150.0
-adrenal_max_ratio_spleen = 0.8
-uncinate_max_ratio_liver = 1.0
-
-[tomo.pvc]
-recovery_model = "sphere_peak_average"
-max_correction_factor = 4.0
-grade_on = "corrected"
-
-[tomo.decision]
-pet_uptake_rule = "significantly_above_liver"
-spect_uptake_rule = "rule_set"
-"""
+from octoscan.models.config import config_to_dict, load_config
+from octoscan.models.tomo_config import TomoConfig
 
 LIVER_COUNTS = 100.0
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
@@ -111,13 +28,13 @@ FRAME_UID = "1.2.826.0.1.3680043.8.498.9"
 
 
 def tomo_raw() -> dict:
-    """The ``[tomo]`` table as nested dicts (a fresh copy)."""
-    return tomllib.loads(TOMO_TOML)["tomo"]
+    """The ``[tomo]`` table of the shipped default rule set as nested dicts (a fresh copy)."""
+    return config_to_dict(load_config("default"))["tomo"]
 
 
 def tomo_config() -> TomoConfig:
-    """The proposed defaults as a validated TomoConfig."""
-    return tomo_config_from_dict(tomo_raw())
+    """The shipped defaults (``[tomo]`` of configs/default.toml) as a validated TomoConfig."""
+    return load_config("default").tomo
 
 
 @dataclass(frozen=True)
