@@ -330,9 +330,10 @@ def _tilt_step(
 def _single_slice_step(ds: Dataset, path: str, notes: list[str]) -> float:
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         value = ds.get(keyword)
-        if value not in (None, "") and abs(float(value)) > 0:
-            return abs(float(value))
-    notes.append(f"{Path(path).name}: single slice without SliceThickness: 1 mm assumed")
+        number = _floats([value], 1) if value not in (None, "") else None  # None: not a number
+        if number is not None and abs(number[0]) > 0:
+            return abs(number[0])
+    notes.append(f"{Path(path).name}: single slice without a usable SliceThickness: 1 mm assumed")
     return 1.0
 
 

@@ -79,6 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="run the studies on a Dask scheduler, e.g. tcp://127.0.0.1:8786 "
         "(inputs must be readable at the same paths on its workers)",
     )
+    p.add_argument(
+        "--cnn",
+        action="store_true",
+        help="add the optional CNN's lesion proposals (needs torch; grades stay measured)",
+    )
     p.add_argument("--assume-sstr", action="store_true", help="score an unidentified tracer")
     p.add_argument(
         "--radiopharmaceutical",
@@ -141,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         options = StudyOptions(
             assume_sstr=args.assume_sstr,
             radiopharmaceutical=args.radiopharmaceutical,
+            cnn=args.cnn,
             show_phi=args.show_phi,
             pseudonym_key=load_pseudonym_key(out_dir),
             clinical=clinical,

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("folder", metavar="STUDY_FOLDER")
     p.add_argument("--config", default="default", help="rule set name or TOML file")
     p.add_argument("--out", type=Path, default=None, metavar="DIR")
+    p.add_argument(
+        "--cnn",
+        action="store_true",
+        help="add the optional CNN's lesion proposals (needs torch; grades stay measured)",
+    )
     p.add_argument("--assume-sstr", action="store_true", help="score an unidentified tracer")
     p.add_argument(
         "--radiopharmaceutical",
@@ -66,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     options = StudyOptions(
         assume_sstr=args.assume_sstr,
         radiopharmaceutical=args.radiopharmaceutical,
+        cnn=args.cnn,
         show_phi=args.show_phi,
         pseudonym_key=load_pseudonym_key(key_root),
         clinical=clinical,

@@ -126,11 +126,19 @@ def options_hash(options: StudyOptions) -> str:
         "assume_sstr": options.assume_sstr,
         "show_phi": options.show_phi,
         "pseudonym_key_check": key_check,
-        "dicom_out": options.dicom_out,
-        "pseudonymise": options.pseudonymise,
     }
-    if options.clinical is not None:  # absent without a clinical file: earlier hashes hold
+    # Options below enter only when they differ from their default, so hashes of runs that
+    # did not use them stay as they were.
+    if options.clinical is not None:
         content["clinical_sha256"] = options.clinical.sha256
+    if not options.dicom_out:
+        content["dicom_out"] = False
+    if options.pseudonymise:
+        content["pseudonymise"] = True
+    if options.cnn:
+        content["cnn"] = True
+    if options.radiopharmaceutical:
+        content["radiopharmaceutical"] = options.radiopharmaceutical
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -7,6 +7,7 @@ This module composes ``imaging`` (loading) and ``models`` (scoring). It writes n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -14,6 +15,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +66,9 @@ class StudyOptions:
     clinical file's records (``--clinical``): the rule set's clinical criteria then enter the
     decision; without it the decision covers imaging only. ``dicom_out`` writes the DICOM
     results (SR, SEG, Secondary Capture) into the study folder; ``pseudonymise`` replaces
-    the source Patient module in them with the keyed pseudonym. ``radiopharmaceutical``
+    the source Patient module in them with the keyed pseudonym. ``cnn`` adds the optional
+    CNN's lesion proposals to planar scoring (grades still come from measured ratios).
+    ``radiopharmaceutical``
     (``--radiopharmaceutical``) names the agent of a SPECT/PET whose headers do not (e.g.
     "DOTATATE" for a post-therapy 177Lu-DOTATATE SPECT, whose headers name only Lu-177,
     which is also used with PSMA ligands): tomographic scoring then checks that name and the
@@ -77,6 +81,7 @@ class StudyOptions:
     clinical: ClinicalTable | None = field(default=None, repr=False)
     dicom_out: bool = True
     pseudonymise: bool = False
+    cnn: bool = False
     radiopharmaceutical: str | None = None
 
 
@@ -104,6 +109,23 @@ class StudyOutcome:
     tomo_volume: Volume | None = field(default=None, compare=False, repr=False)
     ct_volume: Volume | None = field(default=None, compare=False, repr=False)
     decision: Decision | None = field(default=None, compare=False, repr=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _cnn_model() -> Any:
+    """The shipped CNN, loaded once per process (torch is imported only here)."""
+    from octoscan.models.cnn_infer import load_model
+
+    return load_model()
+
+
+def _fuse_cnn(score: PlanarScore, config: ScoringConfig) -> PlanarScore:
+    """Threshold lesions fused with the CNN's proposals (``--cnn``)."""
+    from octoscan.models.cnn_fusion import fuse_lesions
+    from octoscan.models.cnn_infer import predict
+
+    model = _cnn_model()
+    return fuse_lesions(score, predict(score, model=model), config)
 
 
 def _planar_series(series: Sequence[SeriesEntry]) -> list[SeriesEntry]:
@@ -465,6 +487,8 @@ def score_series(
     if planar_entries:
         images, load_warnings = _load_planar_images(planar_entries)
         score = score_planar(images, config, assume_sstr=options.assume_sstr)
+        if options.cnn:
+            score = _fuse_cnn(score, config)
 
     emission: Volume | None = None
     ct: Volume | None = None

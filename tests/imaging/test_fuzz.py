@@ -313,3 +313,18 @@ def test_regression_rescale_values_that_are_not_numbers(tmp_path, keyword, text,
         load_ct([path])
     assert info.value.code == "malformed"
     assert str(info.value).startswith(f"{path}: ")
+
+
+def test_regression_single_slice_thickness_not_a_number(tmp_path):
+    """A damaged SliceThickness (found: '2/5') of a one-slice CT raised a bare ValueError;
+    it is now ignored like a missing one, with a warning."""
+    ds = vb.ct_slice(0, (0.0, 0.0, 0.0), series_key="thickness")
+    path = vb.write(ds, tmp_path / "ct.dcm")
+    element = b"\x18\x00\x50\x00DS\x04\x002.5 "
+    data = path.read_bytes()
+    assert data.count(element) == 1
+    path.write_bytes(data.replace(element, b"\x18\x00\x50\x00DS\x04\x002/5 "))
+    volume = load_ct([path])
+    assert volume.array.shape == (1, 4, 3)
+    assert np.allclose(np.linalg.norm(volume.affine[:3, 0]), 1.0)  # 1 mm plane step
+    assert "ct.dcm: single slice without a usable SliceThickness: 1 mm assumed" in volume.warnings

@@ -332,3 +332,18 @@ def test_sigkill_then_resume_gives_identical_outputs(
         assert got[name] == data, name
     assert not [p for p in killed.rglob("*") if p.name.startswith(TEMP_PREFIX)]
     assert hash_tree(batch_input.root) == inputs_before
+
+
+def test_options_hash_changes_with_outputs_and_tracer_options():
+    from octoscan.pipelines.resume import options_hash
+    from octoscan.pipelines.study import StudyOptions
+
+    base = StudyOptions(pseudonym_key=b"k")
+    variants = [
+        StudyOptions(pseudonym_key=b"k", dicom_out=False),
+        StudyOptions(pseudonym_key=b"k", pseudonymise=True),
+        StudyOptions(pseudonym_key=b"k", radiopharmaceutical="DOTATATE"),
+    ]
+    hashes = {options_hash(base), *(options_hash(v) for v in variants)}
+    assert len(hashes) == 4
+    assert options_hash(StudyOptions(pseudonym_key=b"k")) == options_hash(base)

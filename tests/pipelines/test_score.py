@@ -116,3 +116,14 @@ def test_config_show_validates(tmp_path, capsys):
     bad.write_text('extends = "default"\n[krenning]\ngrade3_min_ratio_liver = -4\n')
     assert main(["config", "show", str(bad)]) == 2
     assert "grade3_min_ratio_liver" in capsys.readouterr().err
+
+
+def test_cnn_fusion_labels_every_lesion_source(phantom_study, tmp_path):
+    pytest.importorskip("torch")
+    assert main(["score", str(phantom_study), "--cnn", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    validate_result(result)
+    sources = {les["source"] for les in result["lesions"]}
+    assert sources <= {"threshold", "cnn", "both"}
+    # the CNN either confirmed lesions ("both") or its disagreement is stated
+    assert "both" in sources or any("CNN" in w for w in result["warnings"])
