@@ -12,8 +12,8 @@ fresh worker pays once), then every stage runs once to warm up and ``repeats`` t
   :func:`score_series` minus its own load and score), overlays (PNG), report page (HTML),
   DICOM results (SR, SEG, SC as bytes);
 * SPECT/CT: discovery, load (:func:`load_spect` + :func:`load_ct`), references + lesions +
-  grading (:func:`score_tomographic`, not yet wired into pipelines/study.py, called
-  directly with the proposed ``[tomo]`` defaults of tests/models/tomo_builders.py), overlays
+  grading (:func:`score_tomographic`, called directly with the default rule set's ``[tomo]``
+  tables), overlays
   (:func:`render_volume_overlays` and PNG encoding).
 
 Peak RSS is this process's maximum resident set after all stages. Targets of the issue: a
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, emit_json, median, peak_rss_mib, print_table, run_octoscan, work_dir
+from common import emit_json, median, peak_rss_mib, print_table, run_octoscan, work_dir
 
 STAGE_ORDER = ("discovery", "load", "score", "result", "overlays", "report", "dicom")
 
@@ -122,11 +122,8 @@ def _spect_once(study: Path, times: dict[str, list[float]]) -> None:
     from octoscan.pipelines.overlays import render_volume_overlays
     from octoscan.pipelines.report import encode_png
 
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from tests.models.tomo_builders import tomo_config
-
-    config, tomo = load_config("default"), tomo_config()
+    config = load_config("default")
+    tomo = config.tomo
     index = _stage(times, "discovery", lambda: discover(study))
     spect_entry = next(s for s in index.series if s.kind is SeriesKind.SPECT)
     ct_entry = next(s for s in index.series if s.kind is SeriesKind.CT)
