@@ -203,6 +203,7 @@ def evaluate_study(
                 "detected": det is not None,
                 "grade": det.grade if det is not None else None,
                 "ratio_liver": det.ratio_liver if det is not None else None,
+                "detected_diameter_mm": det.diameter_mm if det is not None else None,
             }
         )
     if score is not None:

@@ -111,6 +111,7 @@ class PlausibilityConfig:
 
     max_liver_to_spleen_ratio: float = field(metadata=_r(0.1, 10.0))
     max_liver_excess_cv: float = field(metadata=_r(0.0, 5.0))
+    single_view_reference_comparable: bool = field(metadata={})
 
 
 @dataclass(frozen=True)

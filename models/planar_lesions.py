@@ -182,82 +182,6 @@ def background(
     return ndimage.map_coordinates(out, grid, order=1, mode="nearest")
 
 
-import os as _os
-CLIP_REL = float(_os.environ.get("OCTO_CLIP_REL", "0.06"))
-
-
-def local_linear_background(
-    sd: np.ndarray,
-    noise: np.ndarray,
-    region: np.ndarray,
-    *,
-    sigma_mm: float,
-    spacing_mm: tuple[float, float],
-    iterations: int = 3,
-    clip_z: float = 2.5,
-) -> np.ndarray:
-    """Local linear (first-order) Gaussian-weighted regression of ``sd`` over ``region``."""
-    sig = (sigma_mm / spacing_mm[0], sigma_mm / spacing_mm[1])
-    w = region.astype(np.float64)
-    out = sd.copy()
-    for _ in range(iterations):
-        def g(x, order):
-            return ndimage.gaussian_filter(x, sig, order=order, mode="constant")
-        s0 = g(w, (0, 0))
-        # moments of the offsets u = (q - p) in pixels: K u = -sigma^2 K'
-        sr = sig[0] ** 2 * g(w, (1, 0))
-        sc = sig[1] ** 2 * g(w, (0, 1))
-        srr = sig[0] ** 4 * g(w, (2, 0)) + sig[0] ** 2 * s0
-        scc = sig[1] ** 4 * g(w, (0, 2)) + sig[1] ** 2 * s0
-        src = sig[0] ** 2 * sig[1] ** 2 * g(w, (1, 1))
-        wf = w * sd
-        f0 = g(wf, (0, 0))
-        fr = sig[0] ** 2 * g(wf, (1, 0))
-        fc = sig[1] ** 2 * g(wf, (0, 1))
-        m = np.stack(
-            [np.stack([s0, sr, sc], -1), np.stack([sr, srr, src], -1), np.stack([sc, src, scc], -1)],
-            -2,
-        )
-        rhs = np.stack([f0, fr, fc], -1)
-        ok = s0 > 1e-3
-        sol = np.zeros(sd.shape)
-        m_ok = m[ok] + np.eye(3) * 1e-9
-        sol[ok] = np.linalg.solve(m_ok, rhs[ok][..., None])[..., 0, 0]
-        out = np.where(ok, sol, sd)
-        resid = (sd - out) / np.maximum(noise, 1e-12)
-        rel = (sd - out) / np.maximum(out, 1e-12)
-        w = (region & ~((resid >= clip_z) & (rel >= CLIP_REL))).astype(np.float64)
-    return out
-
-
-def centred_background(
-    smoothed: np.ndarray, *, radius_mm: float, spacing_mm: tuple[float, float]
-) -> np.ndarray:
-    """Max over 12 orientations of the grey erosion with a centred segment of 2 x radius."""
-    f = max(1, round(_BACKGROUND_GRID_MM / min(spacing_mm)))
-    rows, cols = smoothed.shape
-    pr, pc = (-rows) % f, (-cols) % f
-    padded = np.pad(smoothed, ((0, pr), (0, pc)), mode="edge")
-    small = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean(axis=(1, 3))
-    sp = (spacing_mm[0] * f, spacing_mm[1] * f)
-    out = None
-    for angle in _LINE_ORIENTATIONS_DEG:
-        a = math.radians(angle)
-        step_mm = math.hypot(sp[0] * math.sin(a), sp[1] * math.cos(a)) / max(
-            abs(math.sin(a)), abs(math.cos(a))
-        )
-        fp = _line_footprint(2.0 * radius_mm / step_mm, angle)
-        o = ndimage.grey_erosion(small, footprint=fp, mode="nearest")
-        out = o if out is None else np.maximum(out, o)
-    assert out is not None
-    if f == 1:
-        return np.minimum(out, smoothed)
-    rr = (np.arange(rows) - (f - 1) / 2.0) / f
-    cc = (np.arange(cols) - (f - 1) / 2.0) / f
-    grid = np.meshgrid(rr, cc, indexing="ij")
-    return np.minimum(ndimage.map_coordinates(out, grid, order=1, mode="nearest"), smoothed)
-
-
 def find_lesions(
     image: np.ndarray,
     variance: np.ndarray | None,
@@ -298,6 +222,8 @@ def find_lesions(
     sd_noise = np.sqrt(np.maximum(vd, 1e-12))
     bg = background(sd, radius_mm=config.background_radius_mm, spacing_mm=spacing_mm)
     bg = np.minimum(bg, sd)
+    excess = sd - bg
+    z_raw = excess / sd_noise
 
     phys = {name: organs.canonical_mask(name) for name in PHYSIOLOGICAL_ORGANS}
     organ_any = np.zeros(img.shape, dtype=bool)
@@ -307,39 +233,6 @@ def find_lesions(
     liver = organs.canonical_mask("liver")
     if liver is None:
         liver = np.zeros(img.shape, dtype=bool)
-    import os
-    from octoscan.models.planar_organs import grey_open
-    r_disk = float(os.environ.get("OCTO_DISK_R", "0"))
-    if r_disk > 0:
-        zone_mm = float(os.environ.get("OCTO_ZONE_MM", "20"))
-        zone = (organ_any | liver) if os.environ.get("OCTO_ZONE_ALL") else liver.copy()
-        if zone.any() and zone_mm > 0:
-            zone = ndimage.distance_transform_edt(~zone, sampling=spacing_mm) <= zone_mm
-        bgd = grey_open(sd, r_disk, spacing_mm)
-        bg = np.where(zone, np.minimum(bg, bgd), bg)
-    cero = float(os.environ.get("OCTO_CERO", "0"))
-    if cero > 0 and liver.any():
-        region = liver & ~organ_any
-        erode = float(os.environ.get("OCTO_ERODE", "0"))
-        if erode > 0:
-            region &= ndimage.distance_transform_edt(region, sampling=spacing_mm) > erode
-        kmargin = float(os.environ.get("OCTO_KMARGIN", "0"))
-        if kmargin > 0 and organ_any.any():
-            region &= ndimage.distance_transform_edt(~organ_any, sampling=spacing_mm) > kmargin
-        bce = centred_background(sd, radius_mm=cero, spacing_mm=spacing_mm)
-        bg = np.where(region, np.minimum(bg, bce), bg)
-    ll_sigma = float(os.environ.get("OCTO_LL_SIGMA", "0"))
-    if ll_sigma > 0 and liver.any():
-        excl = organ_any.copy()
-        kmargin = float(os.environ.get("OCTO_KMARGIN", "0"))
-        region = liver & ~organ_any
-        bll = local_linear_background(sd, sd_noise, region, sigma_mm=ll_sigma, spacing_mm=spacing_mm)
-        zone = region
-        if kmargin > 0 and organ_any.any():
-            zone = region & (ndimage.distance_transform_edt(~organ_any, sampling=spacing_mm) > kmargin)
-        bg = np.where(zone, np.minimum(bg, bll), bg)
-    excess = sd - bg
-    z_raw = excess / sd_noise
     soft = body & ~organ_any & ~liver & (sd > 0)
     z_bias = float(np.median(z_raw[soft])) if soft.any() else 0.0
     z = z_raw - z_bias

@@ -331,6 +331,28 @@ def _references(
     return tuple(refs), tuple(warnings)
 
 
+def _single_view_references(
+    references: tuple[ReferenceRegion, ...], view: str
+) -> tuple[tuple[ReferenceRegion, ...], str]:
+    """References of a single-view study, the liver marked as not comparable (not plausible).
+
+    Without the conjugate view a lesion's ratio to liver also reflects the two depths (the
+    geometric mean cancels attenuation, one view does not), so the decision cannot rest on
+    it: the study goes to review (``[planar.plausibility] single_view_reference_comparable``).
+    """
+    problem = (
+        f"only the {view} view: uptake ratios are not corrected for depth (no conjugate view), "
+        "so lesions cannot be compared reliably with the liver"
+    )
+    out = tuple(
+        ReferenceRegion(**{**r.__dict__, "plausible": False, "warnings": (*r.warnings, problem)})
+        if r.organ == "liver"
+        else r
+        for r in references
+    )
+    return out, f"single view: {problem}; the study needs a reader"
+
+
 def score_planar(
     images: Sequence[PlanarImage],
     config: ScoringConfig,
@@ -397,6 +419,14 @@ def score_planar(
                 f"{len(faint)} faint focal spot(s) inside the implausible liver not reported "
                 f"as separate lesions (contrast below {limit:g}); the liver needs a reader"
             )
+
+    if (
+        len(conj.views_used) == 1
+        and not config.planar.plausibility.single_view_reference_comparable
+    ):
+        references, single_warning = _single_view_references(references, conj.views_used[0])
+        warnings.append(single_warning)
+        liver = next((r for r in references if r.organ == "liver"), None)
 
     ci_method = POISSON_CI_METHOD
     gain = None

@@ -48,6 +48,7 @@ EXAMPLE_DEADLINE_S = 5.0
 FUZZ_MAX_IMAGE_BYTES = 16 * 1024**2
 # 32-bit values that make length fields interesting: undefined, huge, odd, zero
 LENGTH_VALUES = (0xFFFFFFFF, 0xFFFFFFF0, 0x7FFFFFFF, 0x10000, 0xFFFF, 0x0101, 1, 0)
+_PREFIX_BYTES = 132  # preamble and 'DICM'
 
 
 # --------------------------------------------------------------------------- seeds
@@ -107,7 +108,9 @@ def mutations(draw: st.DrawFn, seed_name: str) -> bytes:
             break
         in_header = draw(st.booleans()) or draw(st.booleans())  # 3 of 4 edits
         limit = min(seed.header_end + 16, size) if in_header else size
-        at = draw(st.integers(0, max(limit - 1, 0)))
+        # 1 edit in 10 may hit the preamble and 'DICM' (anything there ends the parse early)
+        low = 0 if draw(st.integers(0, 9)) == 0 else min(_PREFIX_BYTES, limit - 1)
+        at = draw(st.integers(max(low, 0), max(limit - 1, 0)))
         kind = draw(st.sampled_from(("flip", "length", "insert", "delete", "truncate")))
         if kind == "flip":
             data[at] ^= draw(st.integers(1, 255))
@@ -328,3 +331,44 @@ def test_regression_single_slice_thickness_not_a_number(tmp_path):
     assert volume.array.shape == (1, 4, 3)
     assert np.allclose(np.linalg.norm(volume.affine[:3, 0]), 1.0)  # 1 mm plane step
     assert "ct.dcm: single slice without a usable SliceThickness: 1 mm assumed" in volume.warnings
+
+
+def _replace_once(path: Path, old: bytes, new: bytes) -> Path:
+    data = path.read_bytes()
+    assert data.count(old) == 1, old
+    path.write_bytes(data.replace(old, new))
+    return path
+
+
+def test_regression_damaged_file_meta_vr_is_malformed(tmp_path):
+    """A VR in the File Meta group damaged ('UI' -> 'TI'): the meta elements were never
+    converted while the header was read, so the first access raised NotImplementedError
+    inside discovery (recorded as an internal bug)."""
+    path = b.write(b.nm_planar(), tmp_path / "in" / "meta.dcm")
+    _replace_once(path, b"\x02\x00\x02\x00UI", b"\x02\x00\x02\x00TI")
+    (skipped,) = discover(tmp_path / "in").skipped
+    assert skipped.code == "malformed"
+    assert skipped.reason.endswith("Unknown Value Representation 'TI' in tag (0002,0002))")
+    with pytest.raises(OctoscanError, match=r"cannot be parsed \(NotImplementedError") as info:
+        load_planar([path])
+    assert info.value.code == "malformed"
+
+
+def test_regression_damaged_transfer_syntax_uid_warns_nothing(tmp_path):
+    """A transfer syntax UID with a bad character made pydicom warn (an error under this test
+    suite's filterwarnings) on every UID() built from it; it is now just unsupported."""
+    path = b.write(b.nm_planar(), tmp_path / "in" / "ts.dcm")
+    _replace_once(path, b"1.2.840.10008.1.2.1\x00", b";.2.840.10008.1.2.1\x00")
+    (skipped,) = discover(tmp_path / "in").skipped
+    assert skipped.code == "unsupported_transfer_syntax"
+    with pytest.raises(OctoscanError, match=r"transfer syntax ;\.2\.840\.10008\.1\.2\.1 "):
+        load_planar([path])
+
+
+def test_regression_frame_count_not_a_number_in_a_ct_slice(tmp_path):
+    """NumberOfFrames 'x4' in a CT slice raised ValueError from int() in the volume loader."""
+    ds = vb.ct_slice(0, (0.0, 0.0, 0.0), series_key="frames")
+    ds.NumberOfFrames = "1"
+    path = _replace_once(vb.write(ds, tmp_path / "ct.dcm"), b"IS\x02\x001 ", b"IS\x02\x00x4")
+    with pytest.raises(OctoscanError, match=r"NumberOfFrames is 'x4' \(VR IS\), not an integer"):
+        load_ct([path])

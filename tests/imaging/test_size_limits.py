@@ -251,3 +251,14 @@ def test_encapsulated_limit_is_checked_on_the_declared_matrix(tmp_path):
     with pytest.raises(InvalidInputError, match="need 768 bytes; the limit is 700") as info:
         decode_frames(dicom_io.read_dataset(path), path, max_bytes=700)
     assert info.value.code == "image_too_large"
+
+
+def test_frame_count_bomb_beside_a_good_file_refused_fast(tmp_path):
+    """Two files of one series: the planar loader reads both headers to match views across
+    files, before any pixels; the bomb must be refused there too."""
+    good = b.write(b.nm_planar(series_key="pair", study_key="pair"), tmp_path / "good.dcm")
+    bomb = _absurd_planar(tmp_path / "bomb.dcm", rows=1, columns=1, frames=500_000_000, bits=8)
+    peak, error = _peak_bytes(lambda: load_planar([good, bomb]))
+    assert peak < PEAK_LIMIT_BYTES
+    assert isinstance(error, InvalidInputError) and error.code == "pixel_data_truncated"
+    assert error.path == str(bomb)

@@ -347,3 +347,81 @@ def test_options_hash_changes_with_outputs_and_tracer_options():
     hashes = {options_hash(base), *(options_hash(v) for v in variants)}
     assert len(hashes) == 4
     assert options_hash(StudyOptions(pseudonym_key=b"k")) == options_hash(base)
+
+
+# --------------------------------------------------------------------------- kill in the tables
+
+# Runs `octoscan run` with one of the batch's final writes replaced by a suicide: the process
+# writes half a temp file (as a kill inside an atomic write leaves it) and SIGKILLs itself.
+_DIES_IN_FINAL_WRITE = """
+import os, signal, sys
+from pathlib import Path
+import octoscan.pipelines.batch as batch
+from octoscan.pipelines.atomic import TEMP_PREFIX
+from octoscan.pipelines.cli import main
+
+target = sys.argv[1]
+
+def die(out_dir: Path, name: str) -> None:
+    (out_dir / f"{TEMP_PREFIX}{name}.x").write_bytes(b"half a fi")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def wrap(real):
+    def write(path, *args, **kwargs):
+        if Path(path).name == target:
+            die(Path(path).parent, target)
+        return real(path, *args, **kwargs)
+    return write
+
+batch.write_json_atomic = wrap(batch.write_json_atomic)
+batch.write_csv_atomic = wrap(batch.write_csv_atomic)
+real_report = batch.build_report
+def build_report(out_dir, **kwargs):
+    if target == "index.html":
+        die(Path(out_dir), target)
+    return real_report(out_dir, **kwargs)
+batch.build_report = build_report
+sys.exit(main(sys.argv[2:]))
+"""
+_TABLES = ("results.csv", "lesions.csv", "failed.json", "batch.json", "index.html")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dies_at", ["failed.json", "index.html"])
+def test_sigkill_in_the_final_table_writes_then_resume(
+    batch_input, reference_run, tmp_path, monkeypatch, dies_at
+):
+    """Every study committed, tables of an older run on disk, and the run dies while it
+    rewrites them (after results.csv and lesions.csv, or while building the report): the
+    folder then mixes new and old tables and a temp file. A re-run scores nothing and leaves
+    every file byte-identical to an uninterrupted run."""
+    out = tmp_path / "out"
+    for name, data in reference_run.items():  # every study committed by an earlier run
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    old = {"results.csv": b"study_key,status\n", "failed.json": b'{"from": "an older run"}\n'}
+    for name in _TABLES:
+        (out / name).unlink()
+        if name in old:
+            (out / name).write_bytes(old[name])
+    env = {**os.environ, KEY_ENV: PSEUDONYM_KEY}
+    argv = [sys.executable, "-c", _DIES_IN_FINAL_WRITE, dies_at, "run", str(batch_input.root)]
+    argv += ["--out", str(out), "--workers", "1", "--no-progress"]
+    done = subprocess.run(argv, env=env, capture_output=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode(errors="replace")[-2000:]
+    assert (out / f"{TEMP_PREFIX}{dies_at}.x").is_file()
+    written_before_death = {"failed.json": 2, "index.html": 4}[dies_at]
+    for name in _TABLES[:written_before_death]:
+        assert (out / name).read_bytes() == reference_run[name], name  # rewritten already
+    if dies_at == "failed.json":
+        assert (out / "failed.json").read_bytes() == old["failed.json"]  # the older run's
+    assert not (out / "index.html").exists()
+
+    monkeypatch.setenv(KEY_ENV, PSEUDONYM_KEY)
+    resumed = run_batch(batch_input.root, out, config=load_config("default"), workers=1)
+    assert (resumed.n_unchanged, resumed.n_scored, resumed.n_temp_removed) == (5, 0, 1)
+    got = _files(out)
+    assert sorted(got) == sorted(reference_run)
+    for name, data in reference_run.items():
+        assert got[name] == data, name
+    assert not [p for p in out.rglob("*") if p.name.startswith(TEMP_PREFIX)]
