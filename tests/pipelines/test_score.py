@@ -43,20 +43,22 @@ def test_score_writes_a_valid_result(scored):
     assert result["provenance"]["views_used"] == ["anterior", "posterior"]
 
 
-def test_score_finds_the_most_avid_visible_lesion(scored):
+def test_score_finds_the_visible_lesions_of_2_cm_or_more(scored):
+    """Issue 4's sensitivity target is for visible lesions >= 2 cm: each must be found,
+    with a grade within one of its apparent planar grade."""
     _, out, truth = scored
     result = json.loads((out / "result.json").read_text())
-    visible = [les for les in truth["lesions"] if les.get("visible")]
-    assert visible, "phantom seed 11 should contain visible lesions"
-    hottest = max(visible, key=lambda les: les["apparent_ratio_liver"])
-    r0, c0 = hottest["center_rc"]
-    found = [
-        les
-        for les in result["lesions"]
-        if abs(les["center_rc"][0] - r0) <= 12 and abs(les["center_rc"][1] - c0) <= 12
-    ]
-    assert found, f"no lesion found near {hottest['center_rc']}"
-    assert abs(found[0]["grade"] - hottest["apparent_grade"]) <= 1
+    targets = [les for les in truth["lesions"] if les.get("visible") and les["diameter_mm"] >= 20]
+    assert targets, "phantom seed 11 should contain a visible lesion of 2 cm or more"
+    for lesion in targets:
+        r0, c0 = lesion["center_rc"]
+        found = [
+            les
+            for les in result["lesions"]
+            if abs(les["center_rc"][0] - r0) <= 12 and abs(les["center_rc"][1] - c0) <= 12
+        ]
+        assert found, f"no lesion found near {lesion['center_rc']}"
+        assert abs(found[0]["grade"] - lesion["apparent_grade"]) <= 1
 
 
 def test_result_carries_no_patient_identifiers(scored, phantom_study):
