@@ -9,6 +9,7 @@ from pathlib import Path
 from octoscan.imaging.discovery import discover
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.models.config import load_config
+from octoscan.pipelines.cli_options import add_scoring_options
 from octoscan.pipelines.clinical_io import read_clinical_file
 from octoscan.pipelines.identity import load_pseudonym_key
 from octoscan.pipelines.outputs import write_study_outputs
@@ -31,29 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("folder", metavar="STUDY_FOLDER")
     p.add_argument("--config", default="default", help="rule set name or TOML file")
     p.add_argument("--out", type=Path, default=None, metavar="DIR")
-    p.add_argument(
-        "--cnn",
-        action="store_true",
-        help="add the optional CNN's lesion proposals (needs torch; grades stay measured)",
-    )
-    p.add_argument("--assume-sstr", action="store_true", help="score an unidentified tracer")
-    p.add_argument(
-        "--radiopharmaceutical",
-        default=None,
-        metavar="NAME",
-        help="the agent of a SPECT/PET whose headers name only the radionuclide, e.g. "
-        "DOTATATE for a post-therapy 177Lu-DOTATATE SPECT (Lu-177 is also used with PSMA "
-        "ligands, so octoscan does not guess); checked like a header value, named in the result",
-    )
-    p.add_argument("--show-phi", action="store_true", help="put the raw PatientID in results")
-    p.add_argument(
-        "--clinical",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="clinical values (CSV or JSON, one row per patient or study): the rule set's "
-        "clinical criteria enter the decision (see 'octoscan criteria check')",
-    )
+    add_scoring_options(p)
     p.set_defaults(func=run)
 
 
