@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from octoscan.imaging.types import AcquisitionInfo
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     EnhancedPETImageStorage,
@@ -36,6 +35,8 @@ from pydicom.uid import (
     NuclearMedicineImageStorage,
     PositronEmissionTomographyImageStorage,
 )
+
+from octoscan.imaging.types import AcquisitionInfo
 
 __all__ = [
     "NUCLIDES",

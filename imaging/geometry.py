@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
+
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.imaging.types import Volume
-from scipy import ndimage
 
 __all__ = [
     "GAP_FACTOR",

@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from octoscan.imaging.dicom_io import as_uid, describe_exception, open_capped
-from octoscan.imaging.errors import ConfigError, InvalidInputError
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import get_decoder
@@ -45,6 +43,9 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
+
+from octoscan.imaging.dicom_io import as_uid, describe_exception, open_capped
+from octoscan.imaging.errors import ConfigError, InvalidInputError
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
@@ -448,7 +449,7 @@ def _rwvm_items(ds: Dataset, index: int) -> list[Dataset]:
     return list(source.get("RealWorldValueMappingSequence") or [])
 
 
-class _BadMappingValue(ValueError):
+class _BadMappingValueError(ValueError):
     """A value-mapping attribute that is not a finite number (``malformed`` for the file)."""
 
 
@@ -462,7 +463,7 @@ def _number(source: Dataset, keyword: str, default: float) -> float:
     except (TypeError, ValueError, OverflowError):
         number = float("nan")
     if not np.isfinite(number):
-        raise _BadMappingValue(f"{keyword} is {value!r}; expected a finite number")
+        raise _BadMappingValueError(f"{keyword} is {value!r}; expected a finite number")
     return number
 
 
@@ -473,9 +474,9 @@ def _lut(item: Dataset) -> np.ndarray | None:
     try:
         values = np.asarray(lut, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
-        raise _BadMappingValue("RealWorldValueLUTData is not a list of numbers") from exc
+        raise _BadMappingValueError("RealWorldValueLUTData is not a list of numbers") from exc
     if values.size == 0 or not np.isfinite(values).all():
-        raise _BadMappingValue("RealWorldValueLUTData is empty or not finite")
+        raise _BadMappingValueError("RealWorldValueLUTData is empty or not finite")
     return values
 
 
@@ -570,7 +571,7 @@ def decode_frames_with_info(
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
             array, scaling, units = _scale_frames(fixed, stored, notes)
-    except _BadMappingValue as exc:
+    except _BadMappingValueError as exc:
         raise InvalidInputError(
             f"{exc} (value mapping of the pixel data)", code="malformed", path=path
         ) from exc

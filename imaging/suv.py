@@ -24,13 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from pydicom.dataset import Dataset
+
 from octoscan.imaging.acquisition import (
     acquisition_datetime,
     combine_date_time,
     injected_dose_unit,
     read_acquisition_info_with_warnings,
 )
-from pydicom.dataset import Dataset
 
 __all__ = [
     "PHILIPS_PET_PRIVATE_CREATOR",

@@ -28,6 +28,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+from pydicom.uid import NuclearMedicineImageStorage
+
 from octoscan.imaging.acquisition import (
     is_quantitative_spect_in_pet_iod,
     quantitative_spect_evidence,
@@ -57,9 +61,6 @@ from octoscan.imaging.pixels import (
 )
 from octoscan.imaging.suv import stored_unit_label, suv_bw_factor
 from octoscan.imaging.types import AcquisitionInfo, SeriesKind, SourceRef, Volume
-from pydicom.dataset import Dataset
-from pydicom.tag import Tag
-from pydicom.uid import NuclearMedicineImageStorage
 
 __all__ = ["load_ct", "load_pet", "load_spect"]
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import (
+    CTImageStorage,
+    NuclearMedicineImageStorage,
+    PositronEmissionTomographyImageStorage,
+    SecondaryCaptureImageStorage,
+)
+
 from octoscan.imaging.acquisition import (
     acquisition_datetime,
     injected_dose_unit,
@@ -17,14 +26,6 @@ from octoscan.imaging.acquisition import (
     quantitative_spect_evidence,
     read_acquisition_info,
     read_acquisition_info_with_warnings,
-)
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import (
-    CTImageStorage,
-    NuclearMedicineImageStorage,
-    PositronEmissionTomographyImageStorage,
-    SecondaryCaptureImageStorage,
 )
 
 

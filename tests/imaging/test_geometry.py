@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.imaging.geometry import (
     build_affine,

@@ -6,16 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from octoscan.imaging.errors import InvalidInputError
-from octoscan.imaging.pixels import (
-    check_declared_size,
-    check_transfer_syntax,
-    declared_pixel_bytes,
-    decode_frames,
-    decode_frames_with_info,
-    normalise_units,
-    read_dataset,
-)
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
@@ -28,6 +18,16 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from octoscan.imaging.errors import InvalidInputError
+from octoscan.imaging.pixels import (
+    check_declared_size,
+    check_transfer_syntax,
+    declared_pixel_bytes,
+    decode_frames,
+    decode_frames_with_info,
+    normalise_units,
+    read_dataset,
+)
 from tests.imaging.volume_builders import image_dataset, rwvm_item, write
 
 

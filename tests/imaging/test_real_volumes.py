@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from octoscan.imaging.types import SeriesKind, Volume
-from octoscan.imaging.volume import load_ct, load_pet, load_spect
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+
+from octoscan.imaging.types import SeriesKind, Volume
+from octoscan.imaging.volume import load_ct, load_pet, load_spect
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-dicom"
 if not REAL.is_dir():

@@ -11,6 +11,10 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import NuclearMedicineImageStorage, PositronEmissionTomographyImageStorage
+
 from octoscan.imaging.suv import (
     decay_factor,
     philips_scale_factors,
@@ -18,9 +22,6 @@ from octoscan.imaging.suv import (
     stored_unit_label,
     suv_bw_factor,
 )
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import NuclearMedicineImageStorage, PositronEmissionTomographyImageStorage
 
 START_FACTOR = 2.960750e-4
 ADMIN_FACTOR = 2.027027e-4

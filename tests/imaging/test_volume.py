@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydicom import dcmread
+from pydicom.uid import JPEGLSLossless, RLELossless
+
 from octoscan.imaging.errors import (
     InconsistentSeriesError,
     InvalidInputError,
@@ -14,9 +17,6 @@ from octoscan.imaging.errors import (
 )
 from octoscan.imaging.types import SeriesKind, Volume
 from octoscan.imaging.volume import load_ct, load_pet, load_spect
-from pydicom import dcmread
-from pydicom.uid import JPEGLSLossless, RLELossless
-
 from tests.imaging.volume_builders import (
     AXIAL_IOP,
     PetFacts,
