@@ -130,9 +130,7 @@ def expected_planar_decision(truth: dict[str, Any]) -> tuple[str | None, bool, b
     return status, justified, False
 
 
-def match_detections(
-    score: PlanarScore, lesions: Sequence[_TruthLesion]
-) -> dict[int, int]:
+def match_detections(score: PlanarScore, lesions: Sequence[_TruthLesion]) -> dict[int, int]:
     """Truth index -> detected lesion index (one-to-one, greedy by distance in mm)."""
     sr, sc = score.pixel_spacing_mm
     pairs = []
@@ -184,6 +182,7 @@ def evaluate_study(
         "lesions": [],
         "false_positives": [],
         "reasons": [],
+        "reference_ratio": {},
     }
     matched = match_detections(score, lesions) if score is not None else {}
     for ti, t in enumerate(lesions):
@@ -223,7 +222,23 @@ def evaluate_study(
             )
         record["status"] = score.decision.status
         record["reasons"] = list(score.decision.reasons)
+        truth_refs = _truth_references(truth)
+        for organ in ("liver", "spleen", "kidney"):
+            ours = score.reference(organ)
+            t_mean = truth_refs.get(organ)
+            if ours is not None and t_mean:
+                record["reference_ratio"][organ] = ours.mean / t_mean
     return record
+
+
+def _truth_references(truth: dict[str, Any]) -> dict[str, float]:
+    """Truth reference means (noise-free GM over the truth's reference disk) by organ."""
+    primary = truth.get("primary_planar_index")
+    planar = truth.get("planar") or []
+    if primary is None or primary >= len(planar):
+        return {}
+    refs = planar[primary].get("references") or {}
+    return {k: float(v["mean_gm"]) for k, v in refs.items() if v and v.get("mean_gm")}
 
 
 def planar_images_of(study: Any) -> list[PlanarImage]:
@@ -408,9 +423,25 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "unneeded_reviews": len(unneeded),
         "studies_review_not_justified": len(not_justified),
         "expected_adjusted_single_view": sum(r["expected_adjusted_single_view"] for r in records),
+        "reference_vs_truth": {
+            organ: _reference_summary([r["reference_ratio"].get(organ) for r in records])
+            for organ in ("liver", "spleen", "kidney")
+        },
         "seconds_per_study_scoring": (
             float(np.mean([r["seconds"] for r in records])) if records else None
         ),
+    }
+
+
+def _reference_summary(ratios: Sequence[float | None]) -> dict[str, Any]:
+    vals = np.array([v for v in ratios if v is not None], dtype=np.float64)
+    if vals.size == 0:
+        return {"n": 0, "median_ratio": None, "within_10pct": None, "within_20pct": None}
+    return {
+        "n": int(vals.size),
+        "median_ratio": float(np.median(vals)),
+        "within_10pct": float(np.mean(np.abs(vals - 1.0) <= 0.10)),
+        "within_20pct": float(np.mean(np.abs(vals - 1.0) <= 0.20)),
     }
 
 
@@ -459,9 +490,7 @@ def format_report(s: dict[str, Any], *, title: str) -> str:
         g = s[key]
         tgt_e = _target("grade_apparent_exact", g["exact"]) if key == "grade_apparent" else ""
         tgt_w = (
-            _target("grade_apparent_within_one", g["within_one"])
-            if key == "grade_apparent"
-            else ""
+            _target("grade_apparent_within_one", g["within_one"]) if key == "grade_apparent" else ""
         )
         lines.append(f"{label}: n={g['n']}")
         lines.append(f"  exact                             {_fmt(g['exact'])}{tgt_e}")
@@ -490,6 +519,12 @@ def format_report(s: dict[str, Any], *, title: str) -> str:
             f"  ({s['expected_adjusted_single_view']} single-view studies: expected decision "
             "taken as needs_review, issue 5 item 2)"
         )
+    for organ, ref in s["reference_vs_truth"].items():
+        if ref["n"]:
+            lines.append(
+                f"{organ} reference / truth (n={ref['n']}): median {ref['median_ratio']:.3f}, "
+                f"within 10 % {_fmt(ref['within_10pct'])}, within 20 % {_fmt(ref['within_20pct'])}"
+            )
     lines.append(
         f"scoring time per study              {_fmt(s['seconds_per_study_scoring'], pct=False)} s"
     )

@@ -127,6 +127,13 @@ class DetectionConfig:
     segmentation_fraction: float = field(metadata=_r(0.05, 0.95))
     min_diameter_mm: float = field(metadata=_r(0.0, 200.0, "mm"))
     min_peak_distance_mm: float = field(metadata=_r(0.0, 200.0, "mm"))
+    min_width_mm: float = field(metadata=_r(0.0, 200.0, "mm"))
+    max_elongation: float = field(metadata=_r(1.0, 100.0))
+    liver_opening_radius_mm: float = field(metadata=_r(0.0, 200.0, "mm"))
+    liver_depth_window_mm: float = field(metadata=_r(5.0, 500.0, "mm"))
+    liver_depth_exclusion_mm: float = field(metadata=_r(0.0, 200.0, "mm"))
+    liver_depth_tolerance_mm: float = field(metadata=_r(0.5, 100.0, "mm"))
+    organ_influence_mm: float = field(metadata=_r(0.0, 500.0, "mm"))
 
 
 @dataclass(frozen=True)

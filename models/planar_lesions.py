@@ -30,6 +30,7 @@ The apparent peak (what planar Krenning grades) is defined once, in :func:`appar
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,7 @@ from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
 
 from octoscan.models.config import DetectionConfig
-from octoscan.models.planar_organs import OrganMap
+from octoscan.models.planar_organs import OrganMap, grey_open
 from octoscan.models.stats import (
     fwhm_to_sigma_px,
     residual_noise_gain,
@@ -182,6 +183,84 @@ def background(
     return ndimage.map_coordinates(out, grid, order=1, mode="nearest")
 
 
+def organ_depth_background(
+    smoothed: np.ndarray,
+    organ_masks: Sequence[np.ndarray],
+    zone: np.ndarray,
+    *,
+    spacing_mm: tuple[float, float],
+    window_mm: float,
+    exclusion_mm: float,
+    depth_tolerance_mm: float,
+    influence_mm: float,
+    min_samples: int = 5,
+) -> np.ndarray:
+    """Background inside an organ from pixels at the same depth in it (canonical frame).
+
+    A projected organ's lesion-free image varies mostly with the position relative to the
+    organ outlines: the projected thickness grows with the distance inside the organ's own
+    outline, and a neighbouring hot organ adds its blur, which falls with the distance from
+    that organ. Each pixel's *signature* is its signed distance (mm, positive inside) to every
+    outline in ``organ_masks``, clipped at ``-influence_mm`` (farther away an organ no longer
+    matters). The background at a pixel of ``zone`` is the median of the image over the
+    pixels between ``exclusion_mm`` (the lesion itself) and ``window_mm`` from it whose
+    signature matches within ``depth_tolerance_mm`` in every component: the same depth in the
+    organ and the same distance from each neighbouring organ, on both sides along the
+    organ's contours. A lesion on the slope of a thinning organ stands out against the
+    pixels at its depth, where an opening would slide up the slope and absorb it.
+
+    Computed on a grid of about 4 mm; +inf where fewer than ``min_samples`` pixels match or
+    outside ``zone``.
+    """
+    f = max(1, round(_BACKGROUND_GRID_MM / min(spacing_mm)))
+    rows, cols = smoothed.shape
+    pr, pc = (-rows) % f, (-cols) % f
+
+    def coarse(a: np.ndarray) -> np.ndarray:
+        padded = np.pad(np.asarray(a, dtype=np.float64), ((0, pr), (0, pc)), mode="edge")
+        return padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean(axis=(1, 3))
+
+    small = coarse(smoothed)
+    sp = (spacing_mm[0] * f, spacing_mm[1] * f)
+    signature = []
+    for mask in organ_masks:
+        m = coarse(mask) >= 0.5
+        if not m.any():
+            continue
+        inside = ndimage.distance_transform_edt(m, sampling=sp)
+        outside = ndimage.distance_transform_edt(~m, sampling=sp)
+        signature.append(np.maximum(np.where(m, inside, -outside), -influence_mm))
+    out = np.full(small.shape, np.inf)
+    where = np.argwhere(coarse(zone) >= 0.5)
+    if not signature or where.size == 0:
+        return np.full(smoothed.shape, np.inf)
+    sig = np.stack(signature)
+    own = sig[:, where[:, 0], where[:, 1]]
+    n_r, n_c = int(window_mm // sp[0]), int(window_mm // sp[1])
+    samples = []
+    for dr in range(-n_r, n_r + 1):
+        for dc in range(-n_c, n_c + 1):
+            d2 = (dr * sp[0]) ** 2 + (dc * sp[1]) ** 2
+            if not exclusion_mm**2 <= d2 <= window_mm**2:
+                continue
+            r = where[:, 0] + dr
+            c = where[:, 1] + dc
+            inside = (r >= 0) & (r < small.shape[0]) & (c >= 0) & (c < small.shape[1])
+            r = np.clip(r, 0, small.shape[0] - 1)
+            c = np.clip(c, 0, small.shape[1] - 1)
+            match = inside & np.all(np.abs(sig[:, r, c] - own) <= depth_tolerance_mm, axis=0)
+            samples.append(np.where(match, small[r, c], np.nan))
+    stack = np.stack(samples)
+    count = np.sum(~np.isnan(stack), axis=0)
+    ok = count >= min_samples
+    if ok.any():
+        out[where[ok, 0], where[ok, 1]] = np.nanmedian(stack[:, ok], axis=0)
+    if f == 1:
+        return out
+    full = np.repeat(np.repeat(out, f, axis=0), f, axis=1)
+    return full[:rows, :cols]
+
+
 def find_lesions(
     image: np.ndarray,
     variance: np.ndarray | None,
@@ -222,8 +301,6 @@ def find_lesions(
     sd_noise = np.sqrt(np.maximum(vd, 1e-12))
     bg = background(sd, radius_mm=config.background_radius_mm, spacing_mm=spacing_mm)
     bg = np.minimum(bg, sd)
-    excess = sd - bg
-    z_raw = excess / sd_noise
 
     phys = {name: organs.canonical_mask(name) for name in PHYSIOLOGICAL_ORGANS}
     organ_any = np.zeros(img.shape, dtype=bool)
@@ -233,6 +310,9 @@ def find_lesions(
     liver = organs.canonical_mask("liver")
     if liver is None:
         liver = np.zeros(img.shape, dtype=bool)
+    bg = np.minimum(bg, _liver_background(sd, liver, organ_any, phys, spacing_mm, config))
+    excess = sd - bg
+    z_raw = excess / sd_noise
     soft = body & ~organ_any & ~liver & (sd > 0)
     z_bias = float(np.median(z_raw[soft])) if soft.any() else 0.0
     z = z_raw - z_bias
@@ -295,7 +375,7 @@ def find_lesions(
         region = "liver" if liver[r, c] else _region_name(r, organs, spacing_mm)
         kept.append((r, c, region))
 
-    spots = _segment(
+    spots, rejected = _segment(
         kept,
         img=img,
         var=var,
@@ -309,7 +389,43 @@ def find_lesions(
         spacing_mm=spacing_mm,
         config=config,
     )
+    set_aside.extend(rejected)
     return Detection(tuple(spots), tuple(set_aside), z_bias, noise_method, tuple(warnings))
+
+
+def _liver_background(
+    sd: np.ndarray,
+    liver: np.ndarray,
+    organ_any: np.ndarray,
+    phys: dict[str, np.ndarray | None],
+    spacing_mm: tuple[float, float],
+    config: DetectionConfig,
+) -> np.ndarray:
+    """Second background inside the liver (outside the hot organs' masks); +inf elsewhere.
+
+    The larger of two estimates with different weaknesses, so that a spot must stand out
+    against both: :func:`organ_depth_background` (follows the organ's slopes, but mixes
+    parts of the liver of different thickness at one depth) and a grey opening with a disk of
+    ``liver_opening_radius_mm`` (removes spots narrower than the disk, but trims the organ's
+    corners). Lesions on the slope of the thinning liver, which the line openings absorb,
+    stand out against it.
+    """
+    zone = liver & ~organ_any
+    if config.liver_opening_radius_mm <= 0.0 or not zone.any():
+        return np.full(sd.shape, np.inf)
+    masks = [liver, *(m for m in phys.values() if m is not None and m.any())]
+    depth = organ_depth_background(
+        sd,
+        masks,
+        zone,
+        spacing_mm=spacing_mm,
+        window_mm=config.liver_depth_window_mm,
+        exclusion_mm=config.liver_depth_exclusion_mm,
+        depth_tolerance_mm=config.liver_depth_tolerance_mm,
+        influence_mm=config.organ_influence_mm,
+    )
+    disk = grey_open(sd, config.liver_opening_radius_mm, spacing_mm)
+    return np.where(zone, np.maximum(depth, disk), np.inf)
 
 
 @dataclass(frozen=True)
@@ -411,9 +527,9 @@ def _segment(
     frame: object,
     spacing_mm: tuple[float, float],
     config: DetectionConfig,
-) -> list[Spot]:
+) -> tuple[list[Spot], list[SetAside]]:
     if not kept:
-        return []
+        return [], []
     markers = np.zeros(img.shape, dtype=np.int32)
     for k, (r, c, _) in enumerate(kept, start=1):
         markers[r, c] = k
@@ -429,6 +545,7 @@ def _segment(
     rr_all = np.arange(img.shape[0])[:, None]
     cc_all = np.arange(img.shape[1])[None, :]
     spots: list[Spot] = []
+    rejected: list[SetAside] = []
     for k, (r, c, region) in enumerate(kept, start=1):
         near = ((rr_all - r) * spacing_mm[0]) ** 2 + (
             (cc_all - c) * spacing_mm[1]
@@ -442,6 +559,16 @@ def _segment(
         area_cm2 = float(mask.sum()) * pixel_cm2
         diameter_mm = 2.0 * math.sqrt(area_cm2 * 100.0 / math.pi)
         if diameter_mm < config.min_diameter_mm:
+            continue
+        major_mm, minor_mm = axis_lengths_mm(mask, spacing_mm)
+        if minor_mm < config.min_width_mm or major_mm > config.max_elongation * minor_mm:
+            what = (
+                f"narrower than {config.min_width_mm:g} mm (edge or wall remnant)"
+                if minor_mm < config.min_width_mm
+                else f"elongated {major_mm / max(minor_mm, 1e-9):.1f}:1 (bowel loop?)"
+            )
+            center = frame.point_to_stored((float(r), float(c)))  # type: ignore[attr-defined]
+            rejected.append(SetAside(center, what, float(z[r, c])))
             continue
         # peak location: maximum of the detection-smoothed image inside the lesion
         sub = np.where(mask, sd, -np.inf)
@@ -467,4 +594,17 @@ def _segment(
                 mask=stored_mask,
             )
         )
-    return spots
+    return spots, rejected
+
+
+def axis_lengths_mm(mask: np.ndarray, spacing_mm: tuple[float, float]) -> tuple[float, float]:
+    """Major and minor axis lengths (mm) of the ellipse with the same second moments as
+    ``mask`` (4 x the square roots of the covariance eigenvalues, as scikit-image's
+    ``regionprops``); a single pixel counts as one pixel wide."""
+    rr, cc = np.nonzero(mask)
+    if rr.size < 2:
+        return float(max(spacing_mm)), float(min(spacing_mm))
+    pts = np.stack([rr * spacing_mm[0], cc * spacing_mm[1]])
+    cov = np.cov(pts, bias=True) + np.eye(2) * (min(spacing_mm) ** 2 / 12.0)
+    lo, hi = np.linalg.eigvalsh(cov)
+    return 4.0 * math.sqrt(max(hi, 0.0)), 4.0 * math.sqrt(max(lo, 0.0))
