@@ -385,6 +385,14 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ]
     scored = [r for r in records if r["status"] is not None and r["expected_status"] is not None]
     agree = [r for r in scored if r["status"] == r["expected_status"]]
+    # a review where truth says one is justified (borderline ratios) is not an error a
+    # reader would hold against the scorer: reported beside the strict agreement
+    agree_or_justified = [
+        r
+        for r in scored
+        if r["status"] == r["expected_status"]
+        or (r["status"] == "needs_review" and r["review_justified"])
+    ]
     not_justified = [r for r in scored if not r["review_justified"]]
     unneeded = [r for r in not_justified if r["status"] == "needs_review"]
     by_case: dict[str, list[int]] = {}
@@ -413,6 +421,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "grade_apparent_missed_as_0": _grade_agreement(app_all),
         "grade_true": _grade_agreement(true),
         "decision_agreement": _ratio(len(agree), len(scored)),
+        "decision_agreement_or_justified_review": _ratio(len(agree_or_justified), len(scored)),
         "decision_agreement_by_edge_case": {
             k: {"agree": v[0], "n": v[1]} for k, v in sorted(by_case.items())
         },
@@ -502,6 +511,10 @@ def format_report(s: dict[str, Any], *, title: str) -> str:
     lines.append(
         f"decision agreement                  {_fmt(s['decision_agreement'])}"
         + _target("decision_agreement", s["decision_agreement"])
+    )
+    lines.append(
+        "  counting justified reviews as agreement  "
+        f"{_fmt(s['decision_agreement_or_justified_review'])}"
     )
     for case, v in s["decision_agreement_by_edge_case"].items():
         lines.append(f"    {case:<16} {v['agree']:3d}/{v['n']:<3d}")

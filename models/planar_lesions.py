@@ -7,8 +7,12 @@ Detection (canonical frame of :mod:`octoscan.models.planar_organs`; all sizes in
   segment of 2 x ``background_radius_mm`` over 12 orientations: organs, organ edges, limbs
   and bowel loops, which such a segment fits into in some direction, are background; a
   spot narrower than the segment in every direction stands out, inside the liver as well
-  as in soft tissue. (A spot on the flank of a brighter organ can be absorbed by segments
-  running into that organ: a known limit.)
+  as in soft tissue. A spot on the flank of a brighter structure is not a local maximum
+  and segments running up the flank absorb it; inside the liver (outside hot organs) a
+  second background therefore applies, the larger of the liver at the same depth
+  (:func:`organ_depth_background`) and a disk opening (``liver_opening_radius_mm``), and
+  the lower of the two backgrounds is used. (Flanks of the spleen, kidneys and bladder
+  keep the known limit: a second background there found bowel as often as lesions.)
 * statistical criterion: z = (smoothed - background) / sd(smoothed), sd from the Poisson
   variance map propagated through the smoothing (or from the image's empirical noise gain
   when it holds no counting statistics); the opening's downward bias on noisy data is
@@ -17,14 +21,21 @@ Detection (canonical frame of :mod:`octoscan.models.planar_organs`; all sizes in
   ``min_contrast``;
 * physiological uptake is not a lesion (:func:`_physiological`): the spleen, kidneys and
   bladder (by their masks, with a test for a separate spot overlapping them), the
-  gallbladder (a modest spot at the lower medial edge of the liver), and midline spots in
-  the head and neck (pituitary, thyroid) are set aside with the reason;
+  gallbladder (a modest spot at the lower medial edge of the liver), midline spots in the
+  head and neck (pituitary, thyroid), and faint spots with a like spot at the mirror
+  position across the midline (:func:`_symmetric`: joints, shoulders, hands) are set aside
+  with the reason;
 * segmentation: the region around each peak where the excess over background is at least
   ``segmentation_fraction`` of the peak excess, split between neighbouring peaks by a
-  watershed and kept out of physiological organ masks. ``diameter_mm`` is the diameter of
-  the disk of the same area.
+  watershed and kept out of physiological organ masks. Faint regions narrower than
+  ``min_width_mm`` or longer than ``max_elongation`` times their width (organ-edge
+  slivers, bowel loops) are set aside. The lesion is then outlined the same way on the
+  image smoothed to ``segmentation_fwhm_mm`` (less added blur); ``diameter_mm`` is the
+  diameter of the disk of the outline's area.
 
-The apparent peak (what planar Krenning grades) is defined once, in :func:`apparent_peak`.
+The apparent peak (what planar Krenning grades) is defined once, in :func:`apparent_peak`;
+it is read at the maximum of the peak image within ``peak_search_radius_mm`` of the
+detection maximum.
 """
 
 from __future__ import annotations
@@ -255,10 +266,8 @@ def organ_depth_background(
     ok = count >= min_samples
     if ok.any():
         out[where[ok, 0], where[ok, 1]] = np.nanmedian(stack[:, ok], axis=0)
-    if f == 1:
-        return out
-    full = np.repeat(np.repeat(out, f, axis=0), f, axis=1)
-    return full[:rows, :cols]
+    full = np.repeat(np.repeat(out, f, axis=0), f, axis=1)[:rows, :cols]
+    return np.where(zone, full, np.inf)
 
 
 def find_lesions(
@@ -359,6 +368,7 @@ def find_lesions(
         if liver_rows_idx.size
         else None,
         spacing_mm=spacing_mm,
+        organ_zone=_near_mask(organ_any | liver, config.symmetry_organ_margin_mm, spacing_mm),
     )
     kept: list[tuple[int, int, str]] = []
     set_aside: list[SetAside] = []
@@ -369,10 +379,14 @@ def find_lesions(
         if zval < config.min_z_score or contrast < config.min_contrast:
             continue
         organ = _physiological(r, c, ctx)
+        region = "liver" if liver[r, c] else _region_name(r, organs, spacing_mm)
+        if organ is None and contrast < config.symmetric_max_contrast:
+            organ = _symmetric(
+                r, c, z=z, contrast=contrast_map, ctx=ctx, config=config, region=region
+            )
         if organ is not None:
             set_aside.append(SetAside(frame.point_to_stored((r, c)), organ, zval))
             continue
-        region = "liver" if liver[r, c] else _region_name(r, organs, spacing_mm)
         kept.append((r, c, region))
 
     spots, rejected = _segment(
@@ -440,6 +454,7 @@ class _Context:
     organs: OrganMap
     liver_rows: tuple[int, int] | None
     spacing_mm: tuple[float, float]
+    organ_zone: np.ndarray  # liver and hot organs, dilated by symmetry_organ_margin_mm
 
 
 def _physiological(r: int, c: int, ctx: _Context) -> str | None:
@@ -494,6 +509,63 @@ def _physiological(r: int, c: int, ctx: _Context) -> str | None:
     return None
 
 
+def _near_mask(mask: np.ndarray, margin_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
+    """``mask`` grown by ``margin_mm`` (an empty mask stays empty)."""
+    if not mask.any():
+        return mask.copy()
+    return ndimage.distance_transform_edt(~mask, sampling=spacing_mm) <= margin_mm
+
+
+def _symmetric(
+    r: int,
+    c: int,
+    *,
+    z: np.ndarray,
+    contrast: np.ndarray,
+    ctx: _Context,
+    config: DetectionConfig,
+    region: str,
+) -> str | None:
+    """A "symmetric ..." reason when the mirror position across the midline holds a like spot.
+
+    Joints, shoulders, hands and paired muscles take up a little tracer on both sides; a
+    reader calls symmetric faint uptake physiological. The mirror window (radius
+    ``symmetry_tolerance_mm``, at the same height) must hold a point with z of at least
+    0.7 times the spot's (and at least 3) and a contrast between 0.6 and 1/0.6 times the
+    spot's that is faint as well (below ``symmetric_max_contrast``; the caller only tests
+    faint spots). Never symmetric: spots near the midline (their own mirror), spots in or
+    near the trunk's organs (``_Context.organ_zone``: liver, spleen, kidneys, bladder, not
+    symmetric), and spots of the abdomen and pelvis inside the torso, where bilateral iliac
+    nodes and bones are common.
+    """
+    sp = ctx.spacing_mm
+    mid = ctx.organs.midline_col
+    offset_mm = (c - mid) * sp[1]
+    tol = config.symmetry_tolerance_mm
+    if abs(offset_mm) <= tol or ctx.organ_zone[r, c]:
+        return None
+    if region in ("abdomen", "pelvis") and abs(offset_mm) <= ctx.organs.torso_width_mm / 2.0:
+        return None
+    mc = 2.0 * mid - c
+    rr = np.arange(z.shape[0])[:, None]
+    cc = np.arange(z.shape[1])[None, :]
+    r0, r1 = max(0, r - math.ceil(tol / sp[0])), min(z.shape[0], r + math.ceil(tol / sp[0]) + 1)
+    c0 = max(0, math.floor(mc - tol / sp[1]))
+    c1 = min(z.shape[1], math.ceil(mc + tol / sp[1]) + 1)
+    if c0 >= c1:
+        return None
+    win = ((rr[r0:r1] - r) * sp[0]) ** 2 + ((cc[:, c0:c1] - mc) * sp[1]) ** 2 <= tol**2
+    zw = z[r0:r1, c0:c1]
+    cw = contrast[r0:r1, c0:c1]
+    own = float(contrast[r, c])
+    like = win & (zw >= max(3.0, 0.7 * float(z[r, c])))
+    like &= (cw >= 0.6 * own) & (cw <= min(own / 0.6, config.symmetric_max_contrast))
+    like &= ~ctx.organ_zone[r0:r1, c0:c1]
+    if like.any():
+        return "symmetric with the other side (physiological?)"
+    return None
+
+
 def _region_name(r: int, organs: OrganMap, spacing_mm: tuple[float, float]) -> str:
     """Coarse body region of a canonical row (whole-body images), else "torso"."""
     hn = organs.head_neck_rows
@@ -540,6 +612,12 @@ def _segment(
             lab, _n = ndimage.label(organ_any)
             allowed |= lab == lab[r, c]
     basins = watershed(-excess, markers, mask=allowed & (excess > 0))
+    peak_img = smooth(img, fwhm_to_sigma_px(config.peak_fwhm_mm, spacing_mm))
+    fine = (
+        smooth(img, fwhm_to_sigma_px(config.segmentation_fwhm_mm, spacing_mm))
+        if config.segmentation_fwhm_mm < config.smoothing_fwhm_mm
+        else None
+    )
     pixel_cm2 = spacing_mm[0] * spacing_mm[1] / 100.0
     max_r_mm = _MAX_LESION_RADIUS_FACTOR * config.background_radius_mm
     rr_all = np.arange(img.shape[0])[:, None]
@@ -560,19 +638,30 @@ def _segment(
         diameter_mm = 2.0 * math.sqrt(area_cm2 * 100.0 / math.pi)
         if diameter_mm < config.min_diameter_mm:
             continue
-        major_mm, minor_mm = axis_lengths_mm(mask, spacing_mm)
-        if minor_mm < config.min_width_mm or major_mm > config.max_elongation * minor_mm:
-            what = (
-                f"narrower than {config.min_width_mm:g} mm (edge or wall remnant)"
-                if minor_mm < config.min_width_mm
-                else f"elongated {major_mm / max(minor_mm, 1e-9):.1f}:1 (bowel loop?)"
-            )
-            center = frame.point_to_stored((float(r), float(c)))  # type: ignore[attr-defined]
-            rejected.append(SetAside(center, what, float(z[r, c])))
-            continue
+        # shape, judged on the detection region (it resists noise): faint slivers of organ
+        # edges and bowel loops are not lesions
+        if excess[r, c] < config.shape_max_contrast * bg[r, c]:
+            problem = _shape_problem(mask, spacing_mm, config)
+            if problem is not None:
+                center = frame.point_to_stored((float(r), float(c)))  # type: ignore[attr-defined]
+                rejected.append(SetAside(center, problem, float(z[r, c])))
+                continue
         # peak location: maximum of the detection-smoothed image inside the lesion
         sub = np.where(mask, sd, -np.inf)
         pr, pc = np.unravel_index(int(np.argmax(sub)), sub.shape)
+        if fine is not None:
+            # outline on the less smoothed image: less blur added to the lesion's size
+            b_pk = float(bg[pr, pc])
+            level = b_pk + config.segmentation_fraction * (float(fine[pr, pc]) - b_pk)
+            lab_f, _ = ndimage.label((basins == k) & near & (fine >= np.maximum(level, bg)))
+            if lab_f[pr, pc] > 0:
+                mask = lab_f == lab_f[pr, pc]
+                area_cm2 = float(mask.sum()) * pixel_cm2
+                diameter_mm = 2.0 * math.sqrt(area_cm2 * 100.0 / math.pi)
+        if config.peak_search_radius_mm > 0.0:
+            pr, pc = _peak_near(
+                peak_img, mask, (int(pr), int(pc)), config.peak_search_radius_mm, spacing_mm
+            )
         peak, peak_var = apparent_peak(
             img, var, (int(pr), int(pc)), spacing_mm=spacing_mm, fwhm_mm=config.peak_fwhm_mm
         )
@@ -595,6 +684,42 @@ def _segment(
             )
         )
     return spots, rejected
+
+
+def _peak_near(
+    peak_img: np.ndarray,
+    mask: np.ndarray,
+    rc: tuple[int, int],
+    radius_mm: float,
+    spacing_mm: tuple[float, float],
+) -> tuple[int, int]:
+    """The maximum of ``peak_img`` within ``radius_mm`` of ``rc`` and inside ``mask``."""
+    r, c = rc
+    nr = math.ceil(radius_mm / spacing_mm[0])
+    nc = math.ceil(radius_mm / spacing_mm[1])
+    r0, r1 = max(0, r - nr), min(peak_img.shape[0], r + nr + 1)
+    c0, c1 = max(0, c - nc), min(peak_img.shape[1], c + nc + 1)
+    rr = np.arange(r0, r1)[:, None]
+    cc = np.arange(c0, c1)[None, :]
+    near = ((rr - r) * spacing_mm[0]) ** 2 + ((cc - c) * spacing_mm[1]) ** 2 <= radius_mm**2
+    allowed = near & mask[r0:r1, c0:c1]
+    if not allowed.any():
+        return rc
+    sub = np.where(allowed, peak_img[r0:r1, c0:c1], -np.inf)
+    k = np.unravel_index(int(np.argmax(sub)), sub.shape)
+    return (r0 + int(k[0]), c0 + int(k[1]))
+
+
+def _shape_problem(
+    mask: np.ndarray, spacing_mm: tuple[float, float], config: DetectionConfig
+) -> str | None:
+    """Why a spot's region is not lesion-shaped (too narrow or elongated), or None."""
+    major_mm, minor_mm = axis_lengths_mm(mask, spacing_mm)
+    if minor_mm < config.min_width_mm:
+        return f"narrower than {config.min_width_mm:g} mm (edge or wall remnant)"
+    if major_mm > config.max_elongation * minor_mm:
+        return f"elongated {major_mm / max(minor_mm, 1e-9):.1f}:1 (bowel loop?)"
+    return None
 
 
 def axis_lengths_mm(mask: np.ndarray, spacing_mm: tuple[float, float]) -> tuple[float, float]:

@@ -944,6 +944,7 @@ def place_reference(
     prefer_lateral_of_col: float | None = None,
     prefer_lower_col: bool = True,
     brightest: bool = True,
+    prefer_above_row: float | None = None,
 ) -> ReferencePlacement | None:
     """Choose the centre of a reference circle inside ``organ_mask`` (canonical frame).
 
@@ -951,11 +952,12 @@ def place_reference(
     from ``exclusion`` (lesions, hot structures); the margin is relaxed step by step when no
     centre qualifies (and a warning says so). Among candidates, optionally those lateral to
     ``prefer_lateral_of_col`` (the right lobe of the liver: lower columns when
-    ``prefer_lower_col``), the circle is placed where the organ projects thickest (highest
-    local mean), among the more homogeneous half of the candidates (coefficient of variation
-    beyond counting noise at or below the median) so that an unseen hot spot does not
-    attract it; with ``brightest`` False, the most homogeneous circle closest to the
-    candidates' median level is taken instead.
+    ``prefer_lower_col``) and at or above ``prefer_above_row`` (canonical rows: cranial),
+    each preference dropped when no candidate meets it, the circle is placed where the organ
+    projects thickest (highest local mean), among the more homogeneous half of the
+    candidates (coefficient of variation beyond counting noise at or below the median) so
+    that an unseen hot spot does not attract it; with ``brightest`` False, the most
+    homogeneous circle closest to the candidates' median level is taken instead.
     """
     radius = diameter_mm / 2.0
     usable = organ_mask & ~exclusion
@@ -980,6 +982,11 @@ def place_reference(
         side = cols <= prefer_lateral_of_col if prefer_lower_col else cols >= prefer_lateral_of_col
         if (cands & side).any():
             cands = cands & side
+    if prefer_above_row is not None:
+        rows_idx = np.arange(usable.shape[0])[:, None]
+        upper = np.broadcast_to(rows_idx <= prefer_above_row, usable.shape)
+        if (cands & upper).any():
+            cands = cands & upper
     kernel = _disk_kernel(radius, spacing_mm)
     n = float(kernel.sum())
     rows = np.flatnonzero(cands.any(axis=1))

@@ -220,7 +220,13 @@ def _references(
         warnings.append("no liver reference: the liver was not located")
     else:
         cols = np.flatnonzero(liver_mask.any(axis=0))
-        centre_col = float(np.nonzero(liver_mask)[1].mean()) if cols.size else None
+        liver_rr, liver_cc = np.nonzero(liver_mask)
+        centre_col = float(liver_cc.mean()) if cols.size else None
+        # the cranial half of the right lobe: the right kidney and the hepatic flexure of the
+        # colon lie against the inferior surface and overlap it on planar views
+        centre_row = (
+            float(liver_rr.mean()) if cols.size and rcfg.liver_prefer_cranial_half else None
+        )
         placement = place_reference(
             liver_mask,
             lesion_zone | hot_zone,
@@ -232,6 +238,7 @@ def _references(
             spacing_mm=spacing,
             prefer_lateral_of_col=centre_col,
             prefer_lower_col=True,
+            prefer_above_row=centre_row,
         )
         if placement is None:
             warnings.append(

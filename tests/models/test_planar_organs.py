@@ -193,3 +193,25 @@ def test_reference_keeps_clear_of_exclusions_and_edges() -> None:
         spacing_mm=(2.0, 2.0),
     )
     assert none is None
+
+
+def test_reference_prefers_the_cranial_half_when_asked() -> None:
+    organ = np.zeros((100, 60), dtype=bool)
+    organ[10:90, 10:50] = True
+    img = np.full((100, 60), 100.0)
+    img[55:90, 10:50] += 30.0  # the caudal part is brighter (an overlapping kidney)
+    kwargs = {
+        "organ": "liver",
+        "diameter_mm": 20.0,
+        "edge_margin_mm": 4.0,
+        "spacing_mm": (2.0, 2.0),
+    }
+    free = place_reference(organ, np.zeros_like(organ), img, None, **kwargs)
+    assert free is not None and free.center_rc[0] >= 55  # drawn to the bright caudal part
+    upper = place_reference(organ, np.zeros_like(organ), img, None, prefer_above_row=50.0, **kwargs)
+    assert upper is not None and upper.center_rc[0] <= 50
+    disk = circle_mask((100, 60), upper.center_rc, 10.0, (2.0, 2.0))
+    assert (disk & organ).sum() == disk.sum()
+    # a preference no candidate can meet is dropped
+    top = place_reference(organ, np.zeros_like(organ), img, None, prefer_above_row=5.0, **kwargs)
+    assert top is not None and top.center_rc == free.center_rc

@@ -192,3 +192,44 @@ def test_select_views_needs_pixel_spacing(three_lesion_study) -> None:
     ) as info:
         select_planar_views([_replace(ant, pixel_spacing_mm=None)], preferred_hours=24.0)
     assert info.value.code == "no_pixel_spacing"
+
+
+def test_single_view_study_goes_to_review_with_the_reason(three_lesion_study) -> None:
+    """Issue 5, item 2: a study with one view is scored (ok) but needs a reader."""
+    _, post, _, _ = three_lesion_study
+    score = score_planar([post], CFG)
+    assert score.views_used == ("posterior",) and score.grid == "posterior_mirrored"
+    liver = score.reference("liver")
+    assert liver is not None and not liver.plausible
+    assert any(
+        "only the posterior view: uptake ratios are not corrected" in w for w in liver.warnings
+    )
+    assert score.decision.status == "needs_review"
+    assert score.decision.reasons[0].startswith("liver reference implausible (only the posterior")
+    assert "reference organ missing or implausible: the study needs a reader" in (
+        score.decision.reasons
+    )
+    assert any(w.startswith("single view: only the posterior view") for w in score.warnings)
+    # the same study with both views is decided on its lesions
+    both = score_planar([three_lesion_study[0], post], CFG)
+    assert both.reference("liver").plausible and both.decision.status == "eligible"
+
+
+def test_single_view_reference_can_be_trusted_by_configuration(three_lesion_study) -> None:
+    ant, _, _, _ = three_lesion_study
+    trusting = dataclasses.replace(
+        CFG,
+        planar=dataclasses.replace(
+            CFG.planar,
+            plausibility=dataclasses.replace(
+                CFG.planar.plausibility, single_view_reference_comparable=True
+            ),
+        ),
+    )
+    score = score_planar([ant], trusting)
+    assert score.reference("liver").plausible
+    assert not any(w.startswith("single view:") for w in score.warnings)
+    forced = score_planar([ant], CFG)
+    assert forced.decision.status == "needs_review"
+    # grading itself does not change: same lesions, same ratios
+    assert [les.ratio_liver for les in score.lesions] == [les.ratio_liver for les in forced.lesions]
