@@ -17,7 +17,13 @@ from octoscan.imaging.errors import ConfigError, OctoscanError
 
 # Subcommand modules, in the order ``octoscan --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "cmd_index", "cmd_score", "cmd_run", "cmd_config", "cmd_criteria", "cmd_phantom", "cmd_demo",
+    "cmd_index",
+    "cmd_score",
+    "cmd_run",
+    "cmd_config",
+    "cmd_criteria",
+    "cmd_phantom",
+    "cmd_demo",
     "cmd_train",
 )
 

@@ -54,4 +54,3 @@ def patient_key(patient_id: str | None, key: bytes) -> str | None:
         return None
     digest = hmac.new(key, patient_id.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
     return digest[:PATIENT_KEY_LENGTH]
-
