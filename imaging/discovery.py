@@ -65,10 +65,12 @@ from octoscan.imaging.dicom_io import (
     as_uid,
     check_image_header,
     is_dicomdir,
+    is_transfer_syntax_supported,
     read_header,
 )
 from octoscan.imaging.errors import InvalidInputError, OctoscanError
 from octoscan.imaging.pixels import max_image_bytes
+from octoscan.imaging.raw_header import RawHeader, read_raw_header
 from octoscan.imaging.types import SeriesEntry, SeriesKind, SkippedFile, StudyIndex
 from octoscan.imaging.views import (
     SingleViewFile,
@@ -284,6 +286,8 @@ class _Series:
     series_instance_uid: str
     first: Dataset
     files: list[_File] = field(default_factory=list)
+    # what classification reads, as raw bytes of the first file (None: no fast path)
+    signature: tuple[bytes | None, ...] | None = None
 
 
 def _int_or_none(value: object) -> int | None:
@@ -310,10 +314,11 @@ def _file_record(path: str, ds: Dataset, radionuclide: str | None) -> _File:
         modality=_text(ds, "Modality"),
         sop_class_uid=_text(ds, "SOPClassUID"),
         image_type=_image_type(ds),
-        acquired=acquisition_datetime(ds),
+        acquired=None,
     )
     nm_sc = kind is SeriesKind.SECONDARY_CAPTURE and (record.modality or "").upper() == "NM"
     if kind in _PLANAR_KINDS or nm_sc:
+        record.acquired = acquisition_datetime(ds)  # pairs single-view files into views
         layout = resolve_planar_layout(ds, radionuclide=radionuclide)
         record.groups = [(g.detector, g.decision, g.frames) for g in layout.groups]
         record.layout_warnings = layout.warnings
@@ -378,6 +383,9 @@ class _WalkState:
 def _index_file(path: Path, state: _WalkState) -> None:
     """Read one file's header and file it under its series, or record why it is skipped."""
     text_path = str(path)
+    raw = read_raw_header(path)
+    if raw is not None and _index_fast(text_path, raw, state):
+        return
     try:
         ds = read_header(path)
     except InvalidInputError as exc:
@@ -408,7 +416,135 @@ def _index_file(path: Path, state: _WalkState) -> None:
         state.radionuclides[key] = info.radionuclide
     record = _file_record(text_path, ds, state.radionuclides[key])
     state.by_sop[sop_uid] = text_path
-    state.series.setdefault(key, _Series(key[0], key[1], ds)).files.append(record)
+    if key not in state.series:
+        fast = record.kind in _FAST_KINDS and as_uid(record.sop_class_uid or "") in _FAST_CLASSES
+        signature = _signature(raw) if raw is not None and fast else None
+        state.series[key] = _Series(key[0], key[1], ds, signature=signature)
+    state.series[key].files.append(record)
+
+
+# --------------------------------------------------------------------------- fast path
+#
+# A folder of CT or PET slices holds hundreds of files per series that differ only in their
+# UIDs, positions and pixels. Once a series' first file has been read and classified in
+# full, a later file of that series is filed from its raw header (imaging.raw_header) when
+# every value classification reads is byte for byte the first file's and every check of
+# check_image_header passes on its raw values; anything else (a check that fails, a
+# duplicate, an unusual header) takes the full path above, which gives the reason.
+
+_FAST_KINDS = frozenset({SeriesKind.CT, SeriesKind.PET, SeriesKind.SPECT})
+_FAST_CLASSES = _CT_CLASSES | _PET_CLASSES  # NM classification reads more of the header
+_SOP_CLASS_UID = 0x00080016
+_SOP_INSTANCE_UID = 0x00080018
+_STUDY_INSTANCE_UID = 0x0020000D
+_SERIES_INSTANCE_UID = 0x0020000E
+_MODALITY = 0x00080060
+_IMAGE_TYPE = 0x00080008
+_NUMBER_OF_FRAMES = 0x00280008
+_SAMPLES_PER_PIXEL = 0x00280002
+_ROWS = 0x00280010
+_COLUMNS = 0x00280011
+_BITS_ALLOCATED = 0x00280100
+_PIXEL_DATA = 0x7FE00010
+# classify_kind and quantitative_spect_evidence read these (SOP class, Modality, ImageType,
+# Manufacturer, model, SeriesDescription, Radionuclide, RadiopharmaceuticalInformationSequence)
+_SIGNATURE_TAGS = (
+    0x00020002,
+    _SOP_CLASS_UID,
+    _MODALITY,
+    _IMAGE_TYPE,
+    0x00080070,
+    0x00081090,
+    0x0008103E,
+    0x00180030,
+    0x00540016,
+    0x00041220,
+)
+_NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_SUPPORTED_SYNTAX: dict[str, bool] = {}
+
+
+def _signature(raw: RawHeader) -> tuple[bytes | None, ...]:
+    return (raw.transfer_syntax.encode(), *(raw.span(tag) for tag in _SIGNATURE_TAGS))
+
+
+def _syntax_supported(uid: str) -> bool:
+    if uid not in _SUPPORTED_SYNTAX:
+        _SUPPORTED_SYNTAX[uid] = is_transfer_syntax_supported(uid)
+    return _SUPPORTED_SYNTAX[uid]
+
+
+def _fast_frames(raw: RawHeader) -> tuple[int, int, int, int, int] | None:
+    """(rows, columns, frames, samples, bits allocated) when the image attributes are
+    plausible and the pixel data fits them and the size limit, else None."""
+    rows, columns, bits = raw.us(_ROWS), raw.us(_COLUMNS), raw.us(_BITS_ALLOCATED)
+    if not rows or not columns or not bits:
+        return None
+    frames = 1
+    if _NUMBER_OF_FRAMES in raw:
+        number = raw.integer(_NUMBER_OF_FRAMES)
+        if number is None:
+            return None
+        frames = max(number, 1)
+    samples = 1
+    if _SAMPLES_PER_PIXEL in raw:
+        spp = raw.us(_SAMPLES_PER_PIXEL)
+        if spp is None:
+            return None
+        samples = spp or 1
+    values = rows * columns * frames * samples
+    stored = (values + 7) // 8 if bits == 1 else values * (bits // 8)
+    if max(stored, rows * columns * frames * 4) > max_image_bytes():
+        return None
+    if raw.transfer_syntax in _NATIVE:
+        length = raw.pixel_length
+        if length is None or length < stored:
+            return None
+        if stored // frames > 0 and length - stored >= stored // frames:
+            return None
+    else:
+        room = (raw.size - raw.pixel_value_offset) // 8
+        if raw.pixel_length is not None or raw.tail != _SEQUENCE_DELIMITER or frames > room:
+            return None
+    return rows, columns, frames, samples, bits
+
+
+def _index_fast(path: str, raw: RawHeader, state: _WalkState) -> bool:
+    """File a later slice of a known CT/PET/SPECT series from its raw header; False when
+    the full path must read it."""
+    sop_uid = raw.text(_SOP_INSTANCE_UID)
+    study = raw.text(_STUDY_INSTANCE_UID)
+    series_uid = raw.text(_SERIES_INSTANCE_UID)
+    if not sop_uid or not study or not series_uid or sop_uid in state.by_sop:
+        return False
+    series = state.series.get((study, series_uid))
+    if series is None or series.signature is None or _signature(raw) != series.signature:
+        return False
+    if raw.pixel_tag != _PIXEL_DATA or not _syntax_supported(raw.transfer_syntax):
+        return False
+    image = _fast_frames(raw)
+    if image is None:
+        return False
+    rows, columns, frames, _samples, _bits = image
+    first = series.files[0]
+    series.files.append(
+        _File(
+            path=path,
+            sop_instance_uid=sop_uid,
+            kind=first.kind,
+            kind_reason=first.kind_reason,
+            n_frames=frames,
+            rows=rows,
+            columns=columns,
+            modality=raw.text(_MODALITY),
+            sop_class_uid=raw.text(_SOP_CLASS_UID),
+            image_type=tuple(v.upper() for v in raw.strings(_IMAGE_TYPE)),
+            acquired=None,
+        )
+    )
+    state.by_sop[sop_uid] = path
+    return True
 
 
 def _duplicate(path: str, first: str) -> SkippedFile:
