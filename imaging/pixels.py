@@ -516,6 +516,20 @@ def _rescale(ds: Dataset, index: int) -> _Linear | None:
     return _Linear(_number(source, "RescaleSlope", 1.0), _number(source, "RescaleIntercept", 0.0))
 
 
+def linear_rescale(ds: Dataset) -> tuple[float, float] | None:
+    """(RescaleSlope, RescaleIntercept) of a single-frame image without a real-world value
+    mapping, as :func:`decode_frames_with_info` applies them (stored * slope + intercept in
+    float64, then float32); None when it has neither attribute. Raises InvalidInputError
+    ``malformed`` for a value that is not a finite number."""
+    try:
+        linear = _rescale(ds, 0)
+    except _BadMappingValueError as exc:
+        raise InvalidInputError(
+            f"{exc} (value mapping of the pixel data)", code="malformed"
+        ) from exc
+    return None if linear is None else (linear.slope, linear.intercept)
+
+
 def _scale_frame(
     ds: Dataset, stored: np.ndarray, index: int
 ) -> tuple[np.ndarray, str, str | None, bool]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -37,6 +38,7 @@ from octoscan.imaging.acquisition import (
     quantitative_spect_evidence,
     read_acquisition_info_with_warnings,
 )
+from octoscan.imaging.dicom_io import quiet_pydicom
 from octoscan.imaging.errors import (
     InconsistentSeriesError,
     InvalidInputError,
@@ -56,11 +58,20 @@ from octoscan.imaging.geometry import (
 from octoscan.imaging.pixels import (
     check_declared_size,
     decode_frames_with_info,
+    linear_rescale,
     max_image_bytes,
     read_dataset,
 )
 from octoscan.imaging.suv import stored_unit_label, suv_bw_factor
 from octoscan.imaging.types import AcquisitionInfo, SeriesKind, SourceRef, Volume
+from octoscan.imaging.uniform_slices import (
+    UniformSlice,
+    decode_encapsulated_plane,
+    is_native,
+    read_stored_plane,
+    scan_uniform,
+    stored_dtype,
+)
 
 __all__ = ["load_ct", "load_pet", "load_spect"]
 
@@ -338,20 +349,131 @@ def _single_slice_step(ds: Dataset, path: str, notes: list[str]) -> float:
     return 1.0
 
 
+def _uniform_stack(
+    items: list[UniformSlice], limit: int
+) -> tuple[list[_Slice], np.ndarray, str | None, list[str]] | None:
+    """Sorted slices, their (plane, row, col) float32 values, units and notes of a uniform
+    stack (:mod:`octoscan.imaging.uniform_slices`), the same as the per-file path gives;
+    None when the per-file path must read it (any read or decode warning on the reference,
+    a value mapping other than a plain rescale, stored values beyond BitsStored)."""
+    notes: list[str] = []
+    iop = items[0].raw.decimals(0x00200037)
+    if iop is None or len(iop) != 6:
+        return None
+    normal = slice_normal(iop, path=items[0].path)
+    order = sort_along_normal(np.stack([s.ipp for s in items]), normal)
+    items = [items[i] for i in order]
+    ref_ds, read_notes = read_dataset(items[0].path)
+    if read_notes:
+        return None
+    _refuse_multiframe(items[0].path, ref_ds)
+    check_declared_size(ref_ds, items[0].path, max_bytes=limit)
+    ref = _slice_geometry(items[0].path, ref_ds, notes)
+    rows, cols = int(ref_ds.Rows), int(ref_ds.Columns)
+    total = len(items) * rows * cols * 4
+    if total > limit:
+        raise InvalidInputError(
+            f"{len(items)} slices of {rows}x{cols} need {total} bytes as float32; "
+            f"the limit is {limit} bytes",
+            code="image_too_large",
+            path=items[0].path,
+        )
+    decoded = decode_frames_with_info(ref_ds, items[0].path, max_bytes=limit)
+    dtype = stored_dtype(items[0].raw)
+    if notes or decoded.warnings or decoded.scaling not in ("rescale", "none") or dtype is None:
+        return None
+    linear = linear_rescale(ref_ds)
+    bits_stored = int(ref_ds.get("BitsStored") or 0)
+    if bits_stored <= 0 or bits_stored > dtype.itemsize * 8:
+        return None
+    low, high = (
+        (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1)
+        if dtype.kind == "i"
+        else (0, (1 << bits_stored) - 1)
+    )
+    slope, intercept = linear if linear is not None else (1.0, 0.0)
+    # stored + an integral intercept, for 8/16-bit values, is exact in float32: one pass
+    # gives the bits of the float64 computation; other mappings go through float64
+    exact32 = slope == 1.0 and float(intercept).is_integer() and abs(intercept) < 2**23
+    exact32 = exact32 and dtype.itemsize <= 2 and is_native(items[0].raw.transfer_syntax)
+    native = is_native(items[0].raw.transfer_syntax)
+    options: dict[str, Any] = {
+        "rows": rows,
+        "columns": cols,
+        "samples_per_pixel": 1,
+        "bits_allocated": dtype.itemsize * 8,
+        "bits_stored": bits_stored,
+        "pixel_representation": 1 if dtype.kind == "i" else 0,
+        "photometric_interpretation": str(ref_ds.get("PhotometricInterpretation") or ""),
+        "number_of_frames": 1,
+    }
+    array = np.empty((len(items), rows, cols), dtype=np.float32)
+    stored = np.empty((rows, cols), dtype=dtype)
+    for i, item in enumerate(items):
+        if native:
+            read_stored_plane(item, stored)
+            if bits_stored < dtype.itemsize * 8 and (stored.min() < low or stored.max() > high):
+                return None  # beyond BitsStored: pydicom's decoder decides what they mean
+        else:
+            decoded_plane = decode_encapsulated_plane(item, options)
+            if decoded_plane is None or decoded_plane.shape != (rows, cols):
+                return None
+            stored = decoded_plane
+        if exact32:
+            np.add(stored, np.float32(intercept), out=array[i], dtype=np.float32)
+        elif linear is None:
+            array[i] = stored.astype(np.float64)
+        else:
+            array[i] = stored * slope + intercept
+            if not np.isfinite(array[i]).all():
+                return None  # the per-file path refuses such scaling with its error
+    if not np.array_equal(array[0], decoded.array[0]):
+        return None  # the fast decode must equal pydicom's on the reference slice
+    slices = [ref]
+    with quiet_pydicom():
+        for item in items[1:]:
+            ds = Dataset()
+            for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+                if keyword in ref_ds:
+                    setattr(ds, keyword, ref_ds.get(keyword))
+            ds.SOPInstanceUID = item.raw.text(0x00080018)
+            ds.Rows, ds.Columns = ref_ds.Rows, ref_ds.Columns
+            slices.append(_Slice(item.path, ds, item.ipp, ref.iop, ref.pixel_spacing_mm))
+    return slices, array, decoded.units, notes
+
+
 def _stack(
-    paths: Sequence[str | Path], *, allows_gaps: bool, allows_tilt: bool, max_bytes: int | None
+    paths: Sequence[str | Path],
+    *,
+    allows_gaps: bool,
+    allows_tilt: bool,
+    max_bytes: int | None,
+    uniform: bool = False,
 ) -> _Stack:
-    read, notes = _read_all(paths)
+    """Read, check, sort, decode and stack single-frame slices; ``uniform`` tries the fast
+    path of :mod:`octoscan.imaging.uniform_slices` first (same result when it applies)."""
+    if not paths:
+        raise InvalidInputError("no files given; expected one or more DICOM files", code="no_files")
     limit = max_image_bytes() if max_bytes is None else max_bytes
-    for path, ds in read:
-        _refuse_multiframe(path, ds)
-        check_declared_size(ds, path, max_bytes=limit)  # Rows, Columns are numbers; size
-    slices = [_slice_geometry(path, ds, notes) for path, ds in read]
-    _check_consistency(slices)
-    normal = slice_normal(slices[0].iop, path=slices[0].path)
-    order = sort_along_normal(np.stack([s.ipp for s in slices]), normal)
-    slices = [slices[i] for i in order]
-    planes, units = _decode_slices(slices, limit, notes)
+    items = scan_uniform(paths) if uniform and len(paths) > 1 else None
+    fast = _uniform_stack(items, limit) if items is not None else None
+    whole: np.ndarray | None = None
+    if fast is not None:
+        slices, whole, units, notes = fast
+        planes = list(whole)
+        normal = slice_normal(slices[0].iop, path=slices[0].path)
+    else:
+        read, notes = _read_all(paths)
+        for path, ds in read:
+            _refuse_multiframe(path, ds)
+            check_declared_size(ds, path, max_bytes=limit)  # Rows, Columns are numbers; size
+        slices = [_slice_geometry(path, ds, notes) for path, ds in read]
+        _check_consistency(slices)
+        normal = slice_normal(slices[0].iop, path=slices[0].path)
+        order = sort_along_normal(np.stack([s.ipp for s in slices]), normal)
+        slices = [slices[i] for i in order]
+        planes, units = _decode_slices(slices, limit, notes)
+    decoded_planes = list(planes)
     positions = positions_along_normal(np.stack([s.ipp for s in slices]), normal)
     slices, planes, positions = _drop_duplicates(slices, planes, positions, notes)
     planes, step_mm = _fill_gaps(planes, positions, slices, allows_gaps=allows_gaps, notes=notes)
@@ -367,7 +489,12 @@ def _stack(
         pixel_spacing_mm=slices[0].pixel_spacing_mm,
         slice_step_lps_mm=step,
     )
-    array = np.stack(planes).astype(np.float32, copy=False)
+    if whole is not None and len(planes) == len(decoded_planes):
+        # no duplicate dropped, no gap filled: the planes are ``whole`` itself, in order
+        same = all(a is b for a, b in zip(planes, decoded_planes, strict=True))
+        array = whole if same else np.stack(planes).astype(np.float32, copy=False)
+    else:
+        array = np.stack(planes).astype(np.float32, copy=False)
     return _Stack(array, affine, tuple(slices), units, tuple(notes))
 
 
@@ -409,7 +536,13 @@ def load_ct(
     real slice positions, with a warning); InvalidInputError for unreadable files, missing
     geometry or pixel data.
     """
-    stack = _stack(paths, allows_gaps=allows_gaps, allows_tilt=allows_tilt, max_bytes=max_bytes)
+    stack = _stack(
+        paths,
+        allows_gaps=allows_gaps,
+        allows_tilt=allows_tilt,
+        max_bytes=max_bytes,
+        uniform=True,
+    )
     notes = list(stack.warnings)
     first = stack.slices[0].ds
     modality = str(first.get("Modality") or "")
