@@ -337,7 +337,7 @@ def discover(root: str | Path, *, follow_symlinks: bool = False) -> StudyIndex:
     and :class:`~octoscan.imaging.errors.ConfigError` for an invalid
     ``$OCTOSCAN_MAX_IMAGE_BYTES`` (the size limit every image header is checked against).
     """
-    max_image_bytes()  # a bad limit is a config error for the whole walk, not per file
+    limit = max_image_bytes()  # a bad limit is a config error for the whole walk, not per file
     root_path = Path(root)
     if not root_path.is_dir():
         raise InvalidInputError(
@@ -345,7 +345,7 @@ def discover(root: str | Path, *, follow_symlinks: bool = False) -> StudyIndex:
             code="not_found",
             path=root_path,
         )
-    state = _WalkState()
+    state = _WalkState(max_image_bytes=limit)
     files, unlisted = _walk(root_path, follow_symlinks)
     state.skipped.extend(unlisted)
     for path in files:
@@ -378,12 +378,13 @@ class _WalkState:
     by_sop: dict[str, str] = field(default_factory=dict)
     radionuclides: dict[tuple[str, str], str | None] = field(default_factory=dict)
     n_non_dicom: int = 0
+    max_image_bytes: int = 0  # the size limit of the walk (read once)
 
 
 def _index_file(path: Path, state: _WalkState) -> None:
     """Read one file's header and file it under its series, or record why it is skipped."""
     text_path = str(path)
-    raw = read_raw_header(path)
+    raw = read_raw_header(text_path)
     if raw is not None and _index_fast(text_path, raw, state):
         return
     try:
@@ -475,7 +476,7 @@ def _syntax_supported(uid: str) -> bool:
     return _SUPPORTED_SYNTAX[uid]
 
 
-def _fast_frames(raw: RawHeader) -> tuple[int, int, int, int, int] | None:
+def _fast_frames(raw: RawHeader, limit: int) -> tuple[int, int, int, int, int] | None:
     """(rows, columns, frames, samples, bits allocated) when the image attributes are
     plausible and the pixel data fits them and the size limit, else None."""
     rows, columns, bits = raw.us(_ROWS), raw.us(_COLUMNS), raw.us(_BITS_ALLOCATED)
@@ -495,7 +496,7 @@ def _fast_frames(raw: RawHeader) -> tuple[int, int, int, int, int] | None:
         samples = spp or 1
     values = rows * columns * frames * samples
     stored = (values + 7) // 8 if bits == 1 else values * (bits // 8)
-    if max(stored, rows * columns * frames * 4) > max_image_bytes():
+    if max(stored, rows * columns * frames * 4) > limit:
         return None
     if raw.transfer_syntax in _NATIVE:
         length = raw.pixel_length
@@ -523,7 +524,7 @@ def _index_fast(path: str, raw: RawHeader, state: _WalkState) -> bool:
         return False
     if raw.pixel_tag != _PIXEL_DATA or not _syntax_supported(raw.transfer_syntax):
         return False
-    image = _fast_frames(raw)
+    image = _fast_frames(raw, state.max_image_bytes)
     if image is None:
         return False
     rows, columns, frames, _samples, _bits = image

@@ -49,6 +49,8 @@ _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
 _VRS = _LONG_VRS | frozenset(
     b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split()
 )
+# element header size by explicit VR: 8 (16-bit length) or 12 (reserved + 32-bit length)
+_HEADER_BYTES = {vr: (12 if vr in _LONG_VRS else 8) for vr in _VRS}
 _SHORT = struct.Struct("<HH2sH")  # explicit VR, 16-bit length: group, element, VR, length
 _LONG = struct.Struct("<I")
 _IMPLICIT = struct.Struct("<HHI")  # group, element, 32-bit length
@@ -237,7 +239,8 @@ def _parse(path: str, size: int, head: bytes, fp: BinaryIO) -> RawHeader:
     data = buf.data
     n = len(data)
     short, long_, implicit_s = _SHORT.unpack_from, _LONG.unpack_from, _IMPLICIT.unpack_from
-    long_vrs, vrs = _LONG_VRS, _VRS
+    header_bytes = _HEADER_BYTES
+    undefined = _UNDEFINED
     # The element walk is the hot loop of discovery: element headers are unpacked inline
     # (tag and VR checks as in _element) and the buffer is only grown when a header or value
     # runs past the bytes read so far.
@@ -253,13 +256,14 @@ def _parse(path: str, size: int, head: bytes, fp: BinaryIO) -> RawHeader:
             start = pos + 8
         else:
             group, element, vr, length = short(data, pos)
-            if vr in long_vrs:
+            hb = header_bytes.get(vr)
+            if hb == 8:
+                start = pos + 8
+            elif hb == 12:
                 if pos + 12 > n:
                     raise _NeedsFullReaderError
                 (length,) = long_(data, pos + 8)
                 start = pos + 12
-            elif vr in vrs:
-                start = pos + 8
             else:
                 raise _NeedsFullReaderError
         tag = (group << 16) | element
@@ -269,12 +273,12 @@ def _parse(path: str, size: int, head: bytes, fp: BinaryIO) -> RawHeader:
         if tag >= 0x7FE00008 and tag in PIXEL_TAGS:
             pixel_tag = tag
             pixel_offset = start
-            if length != _UNDEFINED:
+            if length != undefined:
                 if start + length > size:
                     raise _NeedsFullReaderError  # cut short: the full reader says "truncated"
                 pixel_length = length
             break
-        if length == _UNDEFINED:
+        if length == undefined:
             if vr is not None and vr not in (b"SQ", b"UN"):
                 raise _NeedsFullReaderError
             end = _skip_sequence(buf, start, implicit, 0)
