@@ -7,8 +7,16 @@ Rules (issue 10):
   masks the threshold scorer found (physiological uptake is never a lesion).
 * A component that overlaps a threshold lesion's mask, or whose peak lies within
   ``match_distance_mm`` of its centre, confirms it: that lesion becomes ``source="both"``.
-* A component matching none is *proposed*: its peak is the maximum of the scoring image
-  smoothed with ``config.planar.detection.peak_fwhm_mm`` inside the component, its apparent
+* A component matching none is *proposed* only when the network is confident (its maximum
+  lesion probability at least ``propose_min_probability``), the image shows an excess there
+  (z of the detection-smoothed image over the threshold detector's line-opening background,
+  with the Poisson noise of the scoring image, at least ``propose_min_z_score``: lower than
+  the threshold detector's own criterion, which is where the network adds), and no spot the
+  threshold detector set aside as physiological (thyroid, pituitary, symmetric uptake, a hot
+  organ's flank ...) lies within ``set_aside_distance_mm`` of its peak: the network is
+  trained on lesions and organs, not on every physiological structure. Its peak is the
+  maximum of the scoring image smoothed with ``config.planar.detection.peak_fwhm_mm``
+  inside the component, its apparent
   peak and variance come from :func:`octoscan.models.planar_lesions.apparent_peak` and its
   grade from :func:`octoscan.models.grading.grade_lesion` against the same references:
   grades always come from measured ratios with their intervals, never from the network.
@@ -29,8 +37,8 @@ from octoscan.models.cnn_model import CLASSES, LESION_CLASS
 from octoscan.models.config import ScoringConfig
 from octoscan.models.decision import decide_eligibility, decide_imaging
 from octoscan.models.grading import grade_lesion
-from octoscan.models.planar_lesions import apparent_peak
-from octoscan.models.stats import fwhm_to_sigma_px, smooth
+from octoscan.models.planar_lesions import apparent_peak, background
+from octoscan.models.stats import fwhm_to_sigma_px, smooth, smooth_variance
 from octoscan.models.types import Lesion, PlanarScore
 
 _PHYSIOLOGICAL = ("spleen", "kidney_left", "kidney_right", "bladder")
@@ -43,13 +51,17 @@ class FusionConfig:
     min_probability: float = 0.5
     min_area_mm2: float = 40.0
     match_distance_mm: float = 15.0
+    propose_min_probability: float = 0.8
+    propose_min_z_score: float = 1.5
+    set_aside_distance_mm: float = 20.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.min_probability < 1.0:
-            raise ValueError(
-                f"FusionConfig.min_probability = {self.min_probability}; expected 0-1 exclusive"
-            )
-        if self.min_area_mm2 < 0.0 or self.match_distance_mm < 0.0:
+        for name in ("min_probability", "propose_min_probability"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"FusionConfig.{name} = {value}; expected 0-1 exclusive")
+        sizes = (self.min_area_mm2, self.match_distance_mm, self.set_aside_distance_mm)
+        if min(sizes) < 0.0:
             raise ValueError("FusionConfig sizes must be >= 0 mm / mm^2")
 
 
@@ -119,6 +131,7 @@ def fuse_lesions(
     grade4 = score.reference("spleen") or score.reference("kidney")
     confirmed: set[int] = set()
     proposed: list[Lesion] = []
+    z_map: np.ndarray | None = None  # computed on the first candidate proposal
     for comp in comps:
         flat = int(np.argmax(np.where(comp, smoothed, -np.inf)))
         peak_rc = (flat // image.shape[1], flat % image.shape[1])
@@ -138,6 +151,14 @@ def fuse_lesions(
         variance = score.variance_image
         if variance is None:
             variance = _empirical_variance(score)
+        if float(probs[LESION_CLASS][comp].max()) < fusion.propose_min_probability:
+            continue
+        if _near_set_aside(score, peak_rc, fusion.set_aside_distance_mm):
+            continue
+        if z_map is None:
+            z_map = _excess_z(smoothed, variance, spacing, config)
+        if z_map[peak_rc] < fusion.propose_min_z_score:
+            continue
         peak, peak_var = apparent_peak(
             image, variance, peak_rc, spacing_mm=spacing, fwhm_mm=det.peak_fwhm_mm
         )
@@ -196,6 +217,34 @@ def fuse_lesions(
         decision=decision,
         warnings=(*score.warnings, *(f"CNN fusion: {r}" for r in reasons)),
     )
+
+
+def _near_set_aside(score: PlanarScore, rc: tuple[int, int], distance_mm: float) -> bool:
+    """True when a spot the threshold detector set aside lies within ``distance_mm``."""
+    sp = score.pixel_spacing_mm
+    return any(
+        math.hypot((s.center_rc[0] - rc[0]) * sp[0], (s.center_rc[1] - rc[1]) * sp[1])
+        <= distance_mm
+        for s in score.set_aside
+    )
+
+
+def _excess_z(
+    smoothed: np.ndarray, variance: np.ndarray, spacing: tuple[float, float], config: ScoringConfig
+) -> np.ndarray:
+    """z of the detection-smoothed image over the threshold detector's local background
+    (line openings, :func:`octoscan.models.planar_lesions.background`), with the noise of the
+    smoothed image from the per-pixel variance (no bias correction: a lower bar than the
+    detector's own)."""
+    det = config.planar.detection
+    sigma = fwhm_to_sigma_px(det.smoothing_fwhm_mm, spacing)
+    bg = np.minimum(
+        background(smoothed, radius_mm=det.background_radius_mm, spacing_mm=spacing), smoothed
+    )
+    noise = np.sqrt(
+        np.maximum(smooth_variance(np.asarray(variance, dtype=np.float64), sigma), 1e-12)
+    )
+    return (smoothed - bg) / noise
 
 
 def _units(score: PlanarScore) -> str:

@@ -39,7 +39,7 @@ from octoscan.models.stats import (
     smooth_variance,
 )
 from octoscan.models.tracer import check_tracer
-from octoscan.models.types import Lesion, PlanarScore, ReferenceRegion
+from octoscan.models.types import Lesion, PlanarScore, ReferenceRegion, SetAsideSpot
 
 _TIME_POINT_ROUND_H = 1.0  # images within this many hours belong to one time point
 _HETEROGENEITY_FWHM_MM = 30.0  # high-pass scale of the liver heterogeneity measure
@@ -522,4 +522,8 @@ def score_planar(
         warnings=tuple(dict.fromkeys(warnings)),
         scoring_image=conj.image.astype(np.float32),
         variance_image=conj.variance.astype(np.float32) if conj.variance is not None else None,
+        set_aside=tuple(
+            SetAsideSpot(spot.center_rc, spot.organ, round(spot.z_score, 2))
+            for spot in detection.set_aside
+        ),
     )

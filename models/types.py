@@ -174,6 +174,17 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class SetAsideSpot:
+    """A significant hot spot the planar lesion detector did not report as a lesion, and why
+    (physiological uptake such as "thyroid (midline neck)", or a shape test), at its peak
+    (row, column) on the scoring grid, with its z-score."""
+
+    center_rc: tuple[float, float]
+    reason: str
+    z_score: float
+
+
+@dataclass(frozen=True)
 class PlanarScore:
     """Everything planar scoring found for one study (pure data; no files).
 
@@ -205,6 +216,7 @@ class PlanarScore:
     warnings: tuple[str, ...]
     scoring_image: np.ndarray = field(compare=False, repr=False)
     variance_image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    set_aside: tuple[SetAsideSpot, ...] = ()
 
     def reference(self, organ: str) -> ReferenceRegion | None:
         """The reference region of ``organ`` ("liver", "spleen", "kidney"), if any."""

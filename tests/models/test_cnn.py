@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import subprocess
@@ -289,3 +290,39 @@ def test_shipped_weights_load_and_find_liver_and_spleen_on_a_held_out_phantom() 
         t = truth == CLASSES.index(organ)
         p = pred.mask(organ)
         assert 2.0 * (t & p).sum() / (t.sum() + p.sum()) > 0.8, organ
+
+
+def _with_probability(prediction: FakePrediction, rc: tuple[int, int], radius: float, p: float):
+    probs = prediction.probabilities.copy()
+    d = _disk(SHAPE, rc, radius)
+    probs[LESION_CLASS, d] = p
+    probs[0, d] = 1.0 - p
+    return FakePrediction(probs)
+
+
+def test_fusion_proposes_only_confident_supported_spots_away_from_set_aside_uptake() -> None:
+    from octoscan.models.cnn_fusion import FusionConfig, fuse_lesions
+    from octoscan.models.types import SetAsideSpot
+
+    score = _score()
+    base = _prediction(((30, 20), 3))
+    # the 70-count spot at (80, 50) on a 40-count background: proposed at p 0.9 ...
+    proposed = fuse_lesions(score, _with_probability(base, (80, 50), 4, 0.9), CONFIG)
+    assert [les.source for les in proposed.lesions] == ["both", "cnn"]
+    # ... not when the network is unsure (p 0.6 < propose_min_probability 0.8)
+    unsure = fuse_lesions(score, _with_probability(base, (80, 50), 4, 0.6), CONFIG)
+    assert [les.source for les in unsure.lesions] == ["both"]
+    # ... not where the image shows no excess over its surroundings (flat soft tissue)
+    flat = fuse_lesions(score, _with_probability(base, (100, 20), 4, 0.95), CONFIG)
+    assert [les.source for les in flat.lesions] == ["both"]
+    # ... and not beside a spot the threshold detector set aside as physiological
+    thyroid = dataclasses.replace(
+        score, set_aside=(SetAsideSpot((82.0, 52.0), "thyroid (midline neck)", 9.0),)
+    )
+    near = fuse_lesions(thyroid, _with_probability(base, (80, 50), 4, 0.9), CONFIG)
+    assert [les.source for les in near.lesions] == ["both"]
+    lenient = FusionConfig(set_aside_distance_mm=5.0)  # 11 mm away: outside 5 mm
+    kept = fuse_lesions(thyroid, _with_probability(base, (80, 50), 4, 0.9), CONFIG, fusion=lenient)
+    assert [les.source for les in kept.lesions] == ["both", "cnn"]
+    with pytest.raises(ValueError, match="propose_min_probability"):
+        FusionConfig(propose_min_probability=0.0)
