@@ -10,7 +10,8 @@ fresh worker pays once), then every stage runs once to warm up and ``repeats`` t
 * planar: discovery (:func:`discover`), load (:func:`load_planar` of the planar series),
   references + lesions + grading (:func:`score_planar`), result (result.json dict and bytes,
   :func:`score_series` minus its own load and score), overlays (PNG), report page (HTML),
-  DICOM results (SR, SEG, SC as bytes);
+  DICOM results (SR, SEG, SC as bytes; the SC shows the overlay stage's summary panel,
+  which :func:`render_planar_overlays` hands over without drawing it again, as in a batch);
 * SPECT/CT: discovery, load (:func:`load_spect` + :func:`load_ct`), references + lesions +
   grading (:func:`score_tomographic`, called directly with the default rule set's ``[tomo]``
   tables), overlays

@@ -438,7 +438,7 @@ def _liver_background(
         depth_tolerance_mm=config.liver_depth_tolerance_mm,
         influence_mm=config.organ_influence_mm,
     )
-    disk = grey_open(sd, config.liver_opening_radius_mm, spacing_mm)
+    disk = grey_open(sd, config.liver_opening_radius_mm, spacing_mm, within=zone)
     return np.where(zone, np.maximum(depth, disk), np.inf)
 
 

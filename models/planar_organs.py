@@ -158,10 +158,45 @@ def _footprint(radius_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
     return ellipse(rc, rr)
 
 
-def grey_open(image: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float]) -> np.ndarray:
-    """Grey opening with a disk of ``radius_mm`` (an ellipse in pixels for anisotropic grids)."""
+def grey_open(
+    image: np.ndarray,
+    radius_mm: float,
+    spacing_mm: tuple[float, float],
+    *,
+    within: np.ndarray | None = None,
+) -> np.ndarray:
+    """Grey opening with a disk of ``radius_mm`` (an ellipse in pixels for anisotropic grids).
+
+    ``within`` (bool, image shape; optional): only the values inside it are wanted. The
+    opening is then computed on the bounding box of ``within`` grown by twice the
+    footprint's reach, which gives the same values inside ``within`` as the whole image
+    (an opening at a pixel depends only on pixels within twice the reach; image edges are
+    padded alike); outside the box the result is -inf. An empty ``within``: all -inf.
+    """
     fp = _footprint(radius_mm, spacing_mm)
-    return opening(image, fp)
+    if within is None:
+        return opening(image, fp)
+    out = np.full(image.shape, -np.inf)
+    rows = np.flatnonzero(np.any(within, axis=1))
+    cols = np.flatnonzero(np.any(within, axis=0))
+    if rows.size == 0:
+        return out
+    reach_r, reach_c = _reach(fp)
+    r0, r1 = max(int(rows[0]) - 2 * reach_r, 0), int(rows[-1]) + 2 * reach_r + 1
+    c0, c1 = max(int(cols[0]) - 2 * reach_c, 0), int(cols[-1]) + 2 * reach_c + 1
+    out[r0:r1, c0:c1] = opening(np.asarray(image)[r0:r1, c0:c1], fp)
+    return out
+
+
+def _reach(footprint: np.ndarray | tuple[tuple[np.ndarray, int], ...]) -> tuple[int, int]:
+    """(rows, cols) from the centre to the far edge of a footprint, or of the footprint that
+    a decomposed sequence of (footprint, repeats) pairs adds up to."""
+    if isinstance(footprint, np.ndarray):
+        return footprint.shape[0] // 2, footprint.shape[1] // 2
+    return (
+        sum(int(n) * (fp.shape[0] // 2) for fp, n in footprint),
+        sum(int(n) * (fp.shape[1] // 2) for fp, n in footprint),
+    )
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:

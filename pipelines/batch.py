@@ -250,7 +250,8 @@ class StudyReport:
 
     ``status``: "ok" or "failed". ``files`` maps output names to bytes; ``inputs`` is None
     when the inputs could not be hashed. ``seconds`` is the worker's wall time and
-    ``cpu_seconds`` its CPU time for the study (hashing included).
+    ``cpu_seconds`` its CPU time for the study (hashing, scoring and rendering the output
+    files included).
     """
 
     study_key: str
@@ -286,6 +287,8 @@ def run_study_task(task: StudyTask) -> StudyReport:
                 cpu_seconds=time.process_time() - cpu0,
             )
     outcome = process_study(task.series, task.config, task.options)
+    dicom_files = _dicom_files(outcome, task)  # first: it may add a warning to the result
+    files = _study_files(outcome, show_phi=task.options.show_phi)
     return StudyReport(
         study_key=task.study_key,
         status=outcome.status,
@@ -294,8 +297,8 @@ def run_study_task(task: StudyTask) -> StudyReport:
         result=outcome.result,
         error_code=outcome.error_code,
         error_reason=outcome.error_reason,
-        dicom_files=_dicom_files(outcome, task),
-        files=_study_files(outcome, show_phi=task.options.show_phi),
+        dicom_files=dicom_files,
+        files=files,
         cpu_seconds=time.process_time() - cpu0,
     )
 

@@ -13,9 +13,12 @@ output folder. On Dask, inputs must therefore be readable at the same paths on e
 
 * :class:`SerialExecutor`: in this process, one item at a time (``--workers 1``).
 * :class:`LocalProcessExecutor`: a :class:`concurrent.futures.ProcessPoolExecutor` started
-  with the ``spawn`` method (no state inherited from the parent) whose initializer
-  configures logging, limits BLAS/OpenMP to one thread per worker (unless the environment
-  says otherwise) and imports the heavy modules (numpy, scipy, scikit-image, pydicom and the
+  with the ``spawn`` method (no state inherited from the parent). Workers start with
+  BLAS/OpenMP limited to one thread each (unless the environment says otherwise): the
+  variables are set in the environment the worker process is started with, since those
+  libraries read them once, when they load, and a spawned worker loads numpy before its
+  initializer runs (while re-importing the parent's main module). The initializer
+  configures logging and imports the heavy modules (numpy, scipy, scikit-image, pydicom and the
   scoring code) once per worker. As with any ``spawn`` pool, a script calling the batch API
   must guard its entry point with ``if __name__ == "__main__":``. A worker that dies (a
   crash in a native decoder, the out-of-memory killer) breaks the pool: the pool is
@@ -39,6 +42,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from octoscan.imaging.errors import InvalidInputError
@@ -75,7 +79,13 @@ HEAVY_MODULES: tuple[str, ...] = (
 _LOG = logging.getLogger(__name__)
 _IN_FLIGHT_PER_WORKER = 2
 _ORPHAN_POLL_S = 1.0
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 class WorkerCrashedError(RuntimeError):
@@ -95,12 +105,26 @@ def _exit_when_orphaned(parent_pid: int, interval_s: float) -> None:
             os._exit(1)
 
 
+@contextmanager
+def _single_thread_env() -> Iterator[None]:
+    """Within the block, the variables of ``_THREAD_ENV`` that are unset read "1", so that a
+    process started there (a spawned worker) runs BLAS/OpenMP on one thread; the parent's
+    environment is restored afterwards. A variable the user set is left as it is."""
+    added = [name for name in _THREAD_ENV if name not in os.environ]
+    for name in added:
+        os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 def _worker_init(log_level: int, modules: tuple[str, ...]) -> None:
     """Initializer of a local worker process: logging to stderr, heavy imports once, and a
-    watchdog thread so that a worker never outlives a killed parent by more than a second."""
+    watchdog thread so that a worker never outlives a killed parent by more than a second.
+    (The one-thread BLAS/OpenMP variables come with the process's environment.)"""
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s [worker]: %(message)s")
-    for name in _THREAD_ENV:  # one process per core already: no nested BLAS/OpenMP threads
-        os.environ.setdefault(name, "1")
     threading.Thread(
         target=_exit_when_orphaned,
         args=(os.getppid(), _ORPHAN_POLL_S),
@@ -199,6 +223,11 @@ class LocalProcessExecutor(StudyExecutor):
             )
         return self._pool
 
+    def _submit(self, fn: Callable[[T], R], item: T) -> Future[R]:
+        # the pool starts its worker processes on demand, inside submit
+        with _single_thread_env():
+            return self._ensure_pool().submit(fn, item)
+
     def _restart_pool(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -216,14 +245,14 @@ class LocalProcessExecutor(StudyExecutor):
         while True:
             if not pending and suspects:
                 item = suspects.popleft()
-                pending[self._ensure_pool().submit(fn, item)] = (item, True)
+                pending[self._submit(fn, item)] = (item, True)
             while not suspects and not exhausted and len(pending) < window:
                 try:
                     item = next(source)
                 except StopIteration:
                     exhausted = True
                     break
-                pending[self._ensure_pool().submit(fn, item)] = (item, False)
+                pending[self._submit(fn, item)] = (item, False)
             if not pending:
                 if exhausted and not suspects:
                     return

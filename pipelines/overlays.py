@@ -18,8 +18,10 @@ superior (coronal) at the top.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -427,6 +429,25 @@ def _caption(score: PlanarScore) -> str:
     )
 
 
+# The last planar render of this process: (call, panels). The overlay PNGs and the DICOM
+# Secondary Capture of one study ask for the same panels when their scales agree; the call
+# is matched by the identity of the score and images (held here, so no id is reused) and the
+# equality of the options. The panels are read-only, so no caller can change the kept copy.
+_last_planar: tuple[tuple[Any, ...], dict[str, np.ndarray]] | None = None
+_last_planar_lock = threading.Lock()
+
+
+def _same_call(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    (score_a, images_a, *options_a), (score_b, images_b, *options_b) = a, b
+    if score_a is not score_b or options_a != options_b:
+        return False
+    if images_a is None or images_b is None:
+        return images_a is images_b
+    return len(images_a) == len(images_b) and all(
+        na == nb and ia is ib for (na, ia), (nb, ib) in zip(images_a, images_b, strict=True)
+    )
+
+
 def render_planar_overlays(
     score: PlanarScore,
     images: Mapping[str, PlanarImage] | None = None,
@@ -457,7 +478,55 @@ def render_planar_overlays(
     default enough for a panel width of at least 400 pixels), with extra row repetition
     when rows and columns have different spacing, so that display pixels are square in mm.
     ``patient_text`` is drawn only when ``show_phi`` is True.
+
+    The panels are read-only arrays. A repeated call with the same ``score`` and ``images``
+    objects and equal options returns the panels of the previous call without drawing
+    them again (one call is remembered per process).
     """
+    global _last_planar
+    call = (
+        score,
+        None if images is None else tuple(sorted(images.items(), key=lambda kv: kv[0])),
+        bool(show_phi),
+        patient_text if show_phi else None,
+        colormap,
+        None if window is None else (float(window[0]), float(window[1])),
+        scale,
+        bool(crop_to_body),
+    )
+    with _last_planar_lock:
+        last = _last_planar
+    if last is not None and _same_call(last[0], call):
+        return dict(last[1])
+    out = _draw_planar_overlays(
+        score,
+        images,
+        show_phi=show_phi,
+        patient_text=patient_text,
+        colormap=colormap,
+        window=window,
+        scale=scale,
+        crop_to_body=crop_to_body,
+    )
+    for panel in out.values():
+        panel.flags.writeable = False
+    with _last_planar_lock:
+        _last_planar = (call, out)
+    return dict(out)
+
+
+def _draw_planar_overlays(
+    score: PlanarScore,
+    images: Mapping[str, PlanarImage] | None,
+    *,
+    show_phi: bool,
+    patient_text: str | None,
+    colormap: str,
+    window: tuple[float, float] | None,
+    scale: int | None,
+    crop_to_body: bool,
+) -> dict[str, np.ndarray]:
+    """The panels of :func:`render_planar_overlays`, drawn."""
     views = _planar_views(score, images)
     arrays = [v[0] for v in views.values()]
     if window is None:

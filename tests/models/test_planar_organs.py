@@ -13,6 +13,7 @@ from octoscan.models.planar_organs import (
     body_mask,
     circle_mask,
     find_organs,
+    grey_open,
     grow_region,
     place_reference,
 )
@@ -215,3 +216,21 @@ def test_reference_prefers_the_cranial_half_when_asked() -> None:
     # a preference no candidate can meet is dropped
     top = place_reference(organ, np.zeros_like(organ), img, None, prefer_above_row=5.0, **kwargs)
     assert top is not None and top.center_rc == free.center_rc
+
+
+@pytest.mark.parametrize(
+    ("spacing_mm", "radius_mm"), [((2.4, 2.4), 25.0), ((4.8, 2.4), 15.0), ((3.0, 4.5), 9.0)]
+)
+def test_grey_open_within_a_zone_equals_the_whole_image_opening(spacing_mm, radius_mm):
+    rng = np.random.default_rng(7)
+    image = rng.gamma(2.0, 10.0, (160, 90))
+    image[70:74, 36:40] += 200.0  # a hot spot smaller than the disk: opened away
+    zone = np.zeros(image.shape, dtype=bool)
+    zone[50:100, 2:40] = True  # touches the left edge: edge padding must agree too
+    zone[120, 80] = True
+    whole = grey_open(image, radius_mm, spacing_mm)
+    part = grey_open(image, radius_mm, spacing_mm, within=zone)
+    np.testing.assert_array_equal(part[zone], whole[zone])
+    assert np.isneginf(part[0, 89])  # far from the zone: not computed
+    assert whole[72, 38] < image[72, 38] - 100.0
+    assert np.isneginf(grey_open(image, radius_mm, spacing_mm, within=zone & False)).all()
