@@ -65,6 +65,7 @@ class TomoOrganConfig:
     liver_band_low: float = field(metadata=_r(0.05, 1.0))
     liver_band_high: float = field(metadata=_r(1.0, 5.0))
     hot_organ_factor: float = field(metadata=_r(1.0, 10.0))
+    kidney_retry_factor: float = field(metadata=_r(0.3, 10.0))
     opening_radius_mm: float = field(metadata=_r(0.0, 50.0, "mm"))
     liver_min_volume_ml: float = field(metadata=_r(10.0, 5000.0, "mL"))
     liver_max_volume_ml: float = field(metadata=_r(100.0, 20000.0, "mL"))
@@ -137,6 +138,7 @@ class TomoDetectionConfig:
     large_faint_min_volume_ml: float = field(metadata=_r(1.0, 5000.0, "mL"))
     adrenal_max_ratio_spleen: float = field(metadata=_r(0.0, 10.0))
     uncinate_max_ratio_liver: float = field(metadata=_r(0.0, 10.0))
+    thyroid_max_ratio_liver: float = field(metadata=_r(0.0, 10.0))
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,12 @@ Detection (``[tomo.detection]``; working grid, LPS mm):
    regions, or elongated plateaus (the connected region above the lesion's segmentation
    threshold outside the organs, across neighbouring maxima), with length >=
    ``elongated_min_length_mm`` and principal-axis ratio >= ``elongated_min_ratio``: bowel,
-   ureter; large regions below liver uptake
-   (>= ``large_faint_min_volume_ml``: stomach, bowel loops); an *accessory spleen* (a
+   ureter; large regions below liver uptake (the region or its plateau
+   >= ``large_faint_min_volume_ml``: cardiac blood pool, stomach, bowel loops); with a fused
+   CT, spots in bone that do not stand out from the surrounding bone's uptake by
+   ``min_contrast`` and ``min_z_score`` (normal marrow; :func:`_marrow`) and spots in the
+   thyroid bed (neck, front half, near the midline, around the lung apices on CT) below
+   ``thyroid_max_ratio_liver`` x liver; an *accessory spleen* (a
    nodule of at most ``tomo.organs.accessory_spleen_max_volume_ml`` within
    ``accessory_spleen_max_distance_mm`` of the spleen, between
    ``accessory_spleen_min_ratio_spleen`` and ``_ACCESSORY_MAX_RATIO`` x spleen uptake: a
@@ -122,6 +126,14 @@ _MIN_COVERAGE = 0.05  # share of background voxels a box needs for local statist
 _ACCESSORY_MAX_RATIO = 1.25  # a splenule is spleen tissue: never much hotter than the spleen
 _LIVER_SPILL_FRACTION = 0.2  # a region this much in the liver zone is measured against liver
 _LIVER_SHELL_FRACTION = 0.5  # share of a lesion's surroundings in liver that puts it "in liver"
+_MARROW_LEVEL_PERCENTILE = 75.0  # normal marrow level: this percentile of the bone around a spot
+_MARROW_MIN_VOXELS = 20  # fewer bone voxels around a spot: no marrow comparison
+_TRACHEA_HALF_MM = 20.0  # air this close to the midline is trachea, not lung
+_LUNG_APEX_ML = 10.0  # the lung apex: the height below which all but this much lung lies
+_NECK_SEEN_MM = 60.0  # the thyroid bed is judged only when the body continues this far above it
+_THYROID_BELOW_APEX_MM = 40.0  # thyroid bed: from this far below the lung apex ...
+_THYROID_ABOVE_APEX_MM = 80.0  # ... to this far above it,
+_THYROID_LATERAL_MM = 45.0  # within this distance of the midline, in the front half of the neck
 
 
 # -------------------------------------------------------------------------------- PVC model
@@ -480,6 +492,7 @@ def detect_lesions(
     grade4_level = spleen_level
     if grade4_level is None and kidney_info:
         grade4_level = max(k[2] for k in kidney_info)
+    bone = (organs.ct_hu >= ct_cfg.bone_hu_min) & body.mask if organs.ct_hu is not None else None
     context = _Context(
         s=s,
         bg=bg,
@@ -492,6 +505,10 @@ def detect_lesions(
         kidney_info=kidney_info,
         body_mid=body.midline_x_mm,
         ct_hu=organs.ct_hu,
+        bone=bone,
+        thyroid_zone=_thyroid_zone(organs, ct_cfg, spacing, affine),
+        fwhm_mm=fwhm_mm,
+        spacing=spacing,
         is_pet=is_pet,
         detection=detection,
         organ_cfg=organ_cfg,
@@ -559,7 +576,9 @@ def detect_lesions(
         centre = pts.mean(axis=0)
         # the region or the plateau it sits on (several maxima of one bowel loop) elongated
         length, elong = _principal(pts)
-        p_length, p_elong = _plateau_shape(s, physio, t, local_bg, detection, spacing, affine)
+        p_length, p_elong, p_volume = _plateau_shape(
+            s, physio, t, local_bg, detection, spacing, affine
+        )
         if p_length >= detection.elongated_min_length_mm and p_elong >= elong:
             length, elong = p_length, p_elong
         centre_t = (float(centre[0]), float(centre[1]), float(centre[2]))
@@ -576,7 +595,17 @@ def detect_lesions(
         peak = _peak_sphere(native, peak_idx, native_affine, peak_radius)
         peak_lps = peak_idx @ native_affine[:3, :3].T + native_affine[:3, 3]
         reason = _exclusion(
-            context, t, region, box, volume, length, elong, centre, in_liver, local_bg
+            context,
+            t,
+            region,
+            box,
+            volume,
+            length,
+            elong,
+            centre,
+            in_liver,
+            local_bg,
+            plateau_ml=max(volume, p_volume),
         )
         if reason is not None:
             excluded.append(
@@ -661,10 +690,11 @@ def _plateau_shape(
     detection: TomoDetectionConfig,
     spacing: tuple[float, float, float],
     affine: np.ndarray,
-) -> tuple[float, float]:
-    """(length mm, axis ratio) of the plateau a maximum sits on: everything connected to it
-    above the segmentation threshold outside the organs, whichever maximum it belongs to
-    (a bowel loop holds several maxima; each alone looks round)."""
+) -> tuple[float, float, float]:
+    """(length mm, axis ratio, volume mL) of the plateau a maximum sits on: everything
+    connected to it above the segmentation threshold outside the organs, whichever maximum it
+    belongs to (a bowel loop or the cardiac blood pool holds several maxima; each alone looks
+    round and small). Searched within 2 x ``elongated_min_length_mm`` of the maximum."""
     reach = [math.ceil(2.0 * detection.elongated_min_length_mm / sp) for sp in spacing]
     box = tuple(
         slice(max(0, c - r), min(n, c + r + 1)) for c, r, n in zip(t, reach, s.shape, strict=True)
@@ -673,9 +703,10 @@ def _plateau_shape(
     lab, _ = ndimage.label((s[box] >= threshold) & ~physio[box])
     local = tuple(c - b.start for c, b in zip(t, box, strict=True))
     if lab[local] == 0:
-        return 0.0, 1.0
+        return 0.0, 1.0, 0.0
     idx = np.argwhere(lab == lab[local]) + np.array([b.start for b in box])
-    return _principal(idx @ affine[:3, :3].T + affine[:3, 3])
+    length, elong = _principal(idx @ affine[:3, :3].T + affine[:3, 3])
+    return length, elong, float(len(idx)) * voxel_volume_ml(spacing)
 
 
 def _segment(
@@ -737,6 +768,10 @@ class _Context:
     kidney_info: list[tuple[np.ndarray, float, float]]
     body_mid: float
     ct_hu: np.ndarray | None
+    bone: np.ndarray | None
+    thyroid_zone: np.ndarray | None
+    fwhm_mm: float
+    spacing: tuple[float, float, float]
     is_pet: bool
     detection: TomoDetectionConfig
     organ_cfg: TomoOrganConfig
@@ -755,6 +790,81 @@ def _core(
     peak = float(ctx.s[t])
     core = region & (ctx.s[box] >= background + _CORE_FRACTION * (peak - background))
     return core if core.any() else region
+
+
+def _marrow(
+    ctx: _Context,
+    t: tuple[int, int, int],
+    region: np.ndarray,
+    box: tuple[slice, ...],
+    background: float,
+) -> str | None:
+    """Why a spot in bone (fused CT) is normal marrow, or None: its peak must stand out from
+    the bone around it (the ``_MARROW_LEVEL_PERCENTILE`` of the smoothed uptake over CT bone
+    within ``background_size_mm`` / 2, one FWHM away from the spot) by ``min_contrast`` and by
+    ``min_z_score`` robust SDs of that bone uptake, as other spots must stand out from soft
+    tissue. Marrow takes up SSTR tracers a little (68Ga-DOTATATE SUV about 1-2), more than fat
+    and muscle beside it, so against soft tissue every thick bone would stand out."""
+    if ctx.bone is None or ctx.ct_hu is None:
+        return None
+    core = _core(ctx, region, box, t, background)
+    if float(np.median(ctx.ct_hu[box][core])) < ctx.ct_cfg.bone_hu_min:
+        return None
+    half = [max(1, round(ctx.detection.background_size_mm / 2.0 / sp)) for sp in ctx.spacing]
+    win = tuple(
+        slice(max(0, c - h), min(n, c + h + 1))
+        for c, h, n in zip(t, half, ctx.s.shape, strict=True)
+    )
+    spot = np.zeros(ctx.s.shape, dtype=bool)
+    spot[box] = region
+    near = dilate_mm(spot[win], ctx.fwhm_mm, ctx.spacing)
+    ref = ctx.bone[win] & ~near
+    if int(ref.sum()) < _MARROW_MIN_VOXELS:
+        return None
+    values = ctx.s[win][ref]
+    level = float(np.percentile(values, _MARROW_LEVEL_PERCENTILE))
+    spread = max(_mad_sd(values), 1e-9 * max(level, 1.0))
+    peak = float(ctx.s[t])
+    if level <= 0.0:
+        return None
+    contrast = (peak - level) / level
+    z = (peak - level) / spread
+    if contrast >= ctx.detection.min_contrast and z >= ctx.detection.min_z_score:
+        return None
+    return f"(peak {peak / level:.2f} x the surrounding bone, {z:.1f} SD above it)"
+
+
+def _thyroid_zone(
+    organs: OrganMaps,
+    ct_cfg: TomoCTConfig,
+    spacing: tuple[float, float, float],
+    affine: np.ndarray,
+) -> np.ndarray | None:
+    """The thyroid bed on the working grid (fused CT only), or None: from
+    ``_THYROID_BELOW_APEX_MM`` below to ``_THYROID_ABOVE_APEX_MM`` above the lung apex (the
+    height below which all but ``_LUNG_APEX_ML`` of lung lies; air within
+    ``_TRACHEA_HALF_MM`` of the midline is trachea), within ``_THYROID_LATERAL_MM`` of the
+    midline and in front of the neck's median depth. Only when the lungs end inside the field
+    and the body continues at least ``_NECK_SEEN_MM`` above their apex (the neck is imaged)."""
+    if organs.ct_hu is None:
+        return None
+    body = organs.body.mask
+    x, y, z = (np.broadcast_to(a, body.shape) for a in lps_axes(body.shape, affine))
+    mid = organs.body.midline_x_mm
+    lung = body & (organs.ct_hu <= ct_cfg.lung_hu_max) & (np.abs(x - mid) > _TRACHEA_HALF_MM)
+    vox = voxel_volume_ml(spacing)
+    n_apex = math.ceil(_LUNG_APEX_ML / vox)
+    if int(lung.sum()) <= 5 * n_apex:
+        return None
+    zl = np.sort(z[lung])[::-1]
+    apex = float(zl[n_apex])
+    if float(z[body].max()) < apex + _NECK_SEEN_MM:
+        return None
+    band = body & (z >= apex - _THYROID_BELOW_APEX_MM) & (z <= apex + _THYROID_ABOVE_APEX_MM)
+    if not band.any():
+        return None
+    neck_y = float(np.median(y[band]))
+    return band & (np.abs(x - mid) <= _THYROID_LATERAL_MM) & (y <= neck_y)
 
 
 def _region_name(
@@ -788,6 +898,8 @@ def _exclusion(
     centre: np.ndarray,
     in_liver: bool,
     background: float,
+    *,
+    plateau_ml: float,
 ) -> tuple[str, str] | None:
     """(kind, reason) when the hot spot is physiological by the rules of the module doc."""
     det, org = ctx.detection, ctx.organ_cfg
@@ -799,13 +911,27 @@ def _exclusion(
             "not scored"
         )
     if (
-        volume >= det.large_faint_min_volume_ml
+        plateau_ml >= det.large_faint_min_volume_ml
         and ctx.liver_level is not None
         and peak < ctx.liver_level
     ):
         return "large_faint", (
-            f"{where} below liver uptake: a large moderately avid structure (stomach or bowel), "
-            "not scored"
+            f"{where} on a plateau of {plateau_ml:.0f} mL below liver uptake: a large moderately "
+            "avid structure (blood pool, stomach or bowel), not scored"
+        )
+    marrow = _marrow(ctx, t, region, box, background)
+    if marrow is not None:
+        return "marrow", f"{where} in bone on CT {marrow}: physiological marrow uptake, not scored"
+    if (
+        ctx.thyroid_zone is not None
+        and ctx.thyroid_zone[t]
+        and ctx.liver_level is not None
+        and peak < det.thyroid_max_ratio_liver * ctx.liver_level
+    ):
+        return "thyroid", (
+            f"{where} in the thyroid bed (neck, in front of the trachea, near the lung apices on "
+            f"CT) below {det.thyroid_max_ratio_liver:g} x liver: physiological thyroid uptake; "
+            "review if a thyroid or cervical lesion is suspected"
         )
     if ctx.spleen_level is not None and ctx.spleen_dist is not None and not in_liver:
         dist = float(ctx.spleen_dist[box][region].min())

@@ -7,11 +7,13 @@ are relative to the body's own median uptake ``T`` and to the liver level ``L``.
 
 Method (thresholds from ``[tomo.organs]`` and ``[tomo.ct]``):
 
-1. Body: with a fused CT, voxels above ``ct.body_hu_min``; otherwise the organ-scale image
-   (Gaussian, ``organs.smoothing_fwhm_mm``) above ``body_threshold_fraction`` x T, where T is
-   the median uptake in the body (iterated twice). Opened by ``_BODY_OPENING_MM`` (arms
-   beside the torso join it through their blurred gap), largest connected part, holes
-   filled plane by plane (lungs). The body midline is the median x of the body voxels.
+1. Body: with a fused CT, voxels above ``ct.body_hu_min`` with the lungs (holes) filled
+   before the opening (a thin chest wall must not leave the lungs out); otherwise the
+   organ-scale image (Gaussian, ``organs.smoothing_fwhm_mm``) above
+   ``body_threshold_fraction`` x T, where T is the median uptake in the body (iterated
+   twice). Opened by ``_BODY_OPENING_MM`` (arms beside the torso join it through their
+   blurred gap), largest connected part, holes filled plane by plane (lungs). The body
+   midline is the median x of the body voxels.
 2. Liver level and liver. Voxels above ``organ_threshold_factor`` x T on the patient's right
    are mostly liver (by far the largest avid organ there): their median is a first liver
    level L. The liver is the largest right-sided part of the band [``liver_band_low`` x L,
@@ -36,7 +38,11 @@ Method (thresholds from ``[tomo.organs]`` and ``[tomo.ct]``):
    seeds (a left kidney that touches a hotter spleen has no maximum of its own). Touching
    unclassified basins with a similar peak are absorbed into the organ; voxels above
    ``_CORE_FACTOR`` x an organ's 75th-percentile uptake are cut out of it (a lesion sharing its
-   basin). When no spleen shows above the liver-based threshold (a liver as hot as the
+   basin; for a kidney pair, x the lower kidney's 75th percentile). When fewer than two
+   kidneys stand above ``hot_organ_factor`` x L (68Ga-DOTATATE PET: kidneys about 1-2 x
+   liver) the search is repeated from ``kidney_retry_factor`` x L. With a CT-outlined liver,
+   a spleen, kidney or bladder lying mostly (``_MAX_LIVER_OVERLAP``) in it is dropped.
+   When no spleen shows above the liver-based threshold (a liver as hot as the
    spleen), the search is repeated above the body-based organ level. With a fused CT the
    spleen mask is its basin restricted to the CT spleen window.
 4. Reference VOIs (:func:`place_reference`): spheres of the configured diameter centred at
@@ -85,6 +91,7 @@ _MERGE_PASS = 0.85  # ... and joined by a pass at this fraction of the lower pea
 _SIMILAR = 1.25  # touching basins with peaks and levels within this factor are one organ
 _FRAGMENT_LEVEL = (0.6, 1.2)  # peak range (x organ peak) of a basin merged into an organ
 _CORE_FACTOR = 1.5  # organ voxels above this x the organ's 75th percentile: a lesion core
+_MAX_LIVER_OVERLAP = 0.3  # a hot organ with more than this share in the CT liver is liver
 
 METHOD_CT = "ct"
 METHOD_EMISSION = "emission"
@@ -341,7 +348,9 @@ def _body(
         np.median(organ_image[organ_image > _FIRST_FLOOR * np.percentile(positive, 99.5)])
     )
     if ct_hu is not None:
-        mask = ct_hu > ct_cfg.body_hu_min
+        # the lungs are holes of the CT body: fill them before the opening, which would
+        # otherwise break a thin chest wall and leave the lungs (and their lesions) outside
+        mask = fill_holes_per_plane(ct_hu > ct_cfg.body_hu_min)
     else:
         mask = organ_image > cfg.body_threshold_fraction * level
         for _ in range(2):
@@ -570,10 +579,12 @@ def _hot_organs(
     affine: np.ndarray,
     spacing: tuple[float, float, float],
     organs: TomoOrganConfig,
+    *,
+    factor: float | None = None,
 ) -> tuple[np.ndarray, list[_Basin], tuple[_Basin | None, list[_Basin], _Basin | None]]:
-    """Basins above ``hot_organ_factor`` x ``level`` (liver voxels in the liver band left out)
-    and their classification (module docstring, step 3)."""
-    hot = body.mask & (s > organs.hot_organ_factor * level)
+    """Basins above ``factor`` (default ``hot_organ_factor``) x ``level`` (liver voxels in the
+    liver band left out) and their classification (module docstring, step 3)."""
+    hot = body.mask & (s > (organs.hot_organ_factor if factor is None else factor) * level)
     if liver is not None:
         hot &= ~(liver & (s <= organs.liver_band_high * level))
     basins = split_basins(s, hot)
@@ -706,11 +717,13 @@ def _absorb_fragments(basins: np.ndarray, stats: list[_Basin], organ_labels: lis
                 basins[basins == o] = label
 
 
-def _carve(mask: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _carve(mask: np.ndarray, s: np.ndarray, *, level: float | None = None) -> np.ndarray:
     """An organ mask without hot cores above ``_CORE_FACTOR`` x its 75th-percentile uptake
-    (a lesion the organ shares a basin with), keeping the largest remaining part. The 75th
-    percentile sits on a normal organ's plateau, so a normal organ keeps its core."""
-    level = float(np.percentile(s[mask], 75.0))
+    (or x ``level`` when given: the paired organ's), keeping the largest remaining part: a
+    lesion the organ shares a basin with. The 75th percentile sits on a normal organ's
+    plateau, so a normal organ keeps its core."""
+    own = float(np.percentile(s[mask], 75.0))
+    level = own if level is None else min(own, level)
     core = mask & (s > _CORE_FACTOR * level)
     if not core.any():
         return mask
@@ -774,6 +787,18 @@ def locate_organs(
                 "spleen found only below the liver-based threshold: the liver is as avid as "
                 "the spleen"
             )
+    if (
+        len(kidney_bs) < 2
+        and level is not None
+        and organs.kidney_retry_factor < organs.hot_organ_factor
+    ):
+        # kidneys less avid than the hot-organ level (68Ga-DOTATATE PET: kidneys about 1-2 x
+        # liver, spleen 2-4 x): search again from kidney_retry_factor x the liver level
+        retry = _hot_organs(
+            s, body, liver, level, affine, spacing, organs, factor=organs.kidney_retry_factor
+        )
+        if len(retry[2][1]) > len(kidney_bs) and (retry[2][0] is not None or spleen_b is None):
+            basins, stats, (spleen_b, kidney_bs, bladder_b) = retry
     organ_labels = [b.label for b in (spleen_b, *kidney_bs) if b is not None]
     _absorb_fragments(basins, stats, organ_labels)
     spleen = _carve(basins == spleen_b.label, s) if spleen_b is not None else None
@@ -786,8 +811,17 @@ def locate_organs(
             warnings.append("spleen not confirmed on the CT: emission outline kept")
     if spleen_b is None:
         warnings.append("no spleen found (splenectomy, or outside the field of view)")
+    # both kidneys take up about the same: a core far above the *lower* kidney's level is a
+    # lesion that shares a kidney's basin (a pancreatic lesion in front of the left kidney)
+    pair_level = (
+        min(float(np.percentile(s[basins == k.label], 75.0)) for k in kidney_bs)
+        if len(kidney_bs) == 2
+        else None
+    )
     kidneys = tuple(
-        mask for mask in (_carve(basins == k.label, s) for k in kidney_bs) if mask.any()
+        mask
+        for mask in (_carve(basins == k.label, s, level=pair_level) for k in kidney_bs)
+        if mask.any()
     )
     if len(kidneys) < 2:
         warnings.append(f"{len(kidneys)} kidney(s) found instead of 2")
@@ -796,6 +830,21 @@ def locate_organs(
         bladder = None
     if spleen is not None and not spleen.any():
         spleen = None
+    if liver is not None and method == METHOD_CT:
+        # the CT outlines the liver: a "hot organ" lying mostly in it is the liver itself,
+        # reached by a search threshold below liver uptake (PET: organs close to liver level)
+        def in_liver(mask: np.ndarray) -> bool:
+            return float((mask & liver).sum()) > _MAX_LIVER_OVERLAP * float(mask.sum())
+
+        if spleen is not None and in_liver(spleen):
+            warnings.append("spleen candidate lies in the CT liver: not used")
+            spleen = None
+        kept = tuple(k for k in kidneys if not in_liver(k))
+        if len(kept) < len(kidneys):
+            warnings.append("kidney candidate lies in the CT liver: not used")
+            kidneys = kept
+        if bladder is not None and in_liver(bladder):
+            bladder = None
     if liver is not None:
         # a voxel belongs to one organ: the hot organs keep their outline
         for other in (spleen, bladder, *kidneys):

@@ -1,0 +1,771 @@
+"""Accuracy benchmark of tomographic scoring on SPECT/CT and PET/CT phantoms (issue 8, item 6).
+
+    nice .venv/bin/python bench/accuracy_tomo.py [-n 40] [--seed S] [--kind spect-ct|pet-ct]
+        [--workers 2] [--config default] [--details] [--records FILE]
+
+Each study of the phantom cohort of ``--seed`` (:func:`octoscan.imaging.phantom.cohort.
+cohort_specs`) is simulated in memory and scored the way ``octoscan score`` scores it
+(:mod:`octoscan.pipelines.study`): the emission volume (reconstructed 111In SPECT in counts, or
+68Ga-DOTATATE PET converted to SUVbw as the PET loader does) and its CT (same frame of
+reference; the CT covers the whole emission field) go through
+:func:`octoscan.models.tomo_score.score_tomographic`. ``--kind spect-ct`` uses the cohort of
+111In studies with planar *and* SPECT/CT images (kind "all", with the cohort's edge cases:
+splenectomy, diffuse liver involvement, no lesions, 4 h, single view...): the planar views
+are scored with :func:`octoscan.models.planar_score.score_planar` as well, the lesions of both
+are combined as the pipeline does (tomography decides inside its field, planar images
+outside) and one decision is made. ``--kind pet-ct`` uses the PET/CT cohort (no planar views).
+
+Truth: the phantom's lesions with their true concentration grade
+(:func:`octoscan.pipelines.phantom_truth.compose_truth`). A lesion is *in the field* when its
+centre lies inside the emission field; it is *hotter than its surroundings* when its
+concentration exceeds the mean concentration of the normal tissue in a shell up to 8 mm
+outside it (``surround_ratio``: that mean over normal liver); a lesion 3 % above liver inside
+the liver is "hotter" by that definition yet invisible at any noise level, so the sensitivity
+of lesions at least 1.5 x their surroundings is reported as well. Sizes are the longest
+diameter.
+
+Matching: a tomographic detection matches a truth lesion when its centre lies within
+max(15 mm, the lesion's longest radius) of the truth centre (3-D, LPS mm); one-to-one, greedily
+by distance. Planar detections are matched on the anterior grid as ``bench/accuracy.py`` does
+(max(10 mm, projected radius)). Unmatched tomographic detections are false positives (what
+they sit in is listed with ``--details``).
+
+Printed: sensitivity (in-field lesions hotter than their surroundings, >= 15 mm and by size
+bin; all in-field lesions), false positives per study, grade agreement with the true
+concentration grade of the detected in-field lesions with and without partial-volume
+correction (exact and within one, by size bin), on the same lesions the planar scorer's grade
+(a lesion it missed counts as grade 0) and the perfect planar reading (truth's apparent
+grade), decision agreement (combined decision against truth's decision on all lesions; the
+tomographic decision against truth's decision on the in-field lesions), reference means
+against truth, and one ``JSON {...}`` line with every figure. Issue-8 targets are shown beside
+the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import multiprocessing
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from octoscan.imaging.types import (
+    AcquisitionInfo,
+    PlanarImage,
+    SeriesKind,
+    SourceRef,
+    View,
+    Volume,
+)
+from octoscan.models.config import ScoringConfig, load_config
+
+MATCH_MIN_MM = 15.0  # a tomographic detection within max(this, longest radius) matches
+PLANAR_MATCH_MIN_MM = 10.0  # as bench/accuracy.py
+SURROUND_SHELL_MM = 8.0  # the lesion's surroundings: normal tissue up to this far outside it
+LARGE_MM = 15.0  # issue 8: sensitivity for lesions >= 1.5 cm hotter than their surroundings
+CLEAR_CONTRAST = 1.5  # also reported: lesions at least this many times their surroundings
+SIZE_BINS_MM: tuple[tuple[float, float], ...] = (
+    (0.0, 15.0),
+    (15.0, 20.0),
+    (20.0, 30.0),
+    (30.0, 40.0),
+    (40.0, math.inf),
+)
+TARGETS = {
+    "sensitivity_hot_ge15mm": (">=", 0.95),
+    "fp_per_study": ("<=", 0.30),
+    "grade_corrected_exact": (">=", 0.90),
+    "corrected_minus_planar_points": (">=", 20.0),
+    "decision_agreement": (">=", 0.95),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# in-memory images, as the loaders would give them
+
+
+def _affine(grid: Any) -> np.ndarray:
+    """4x4 (plane, row, col) -> LPS of an axis-aligned phantom grid (plane z, row y, col x)."""
+    dz, dy, dx = grid.spacing_mm
+    a = np.zeros((4, 4))
+    a[0, 2], a[1, 1], a[2, 0], a[3, 3] = dx, dy, dz, 1.0
+    a[:3, 3] = grid.origin_mm
+    return a
+
+
+def volumes_of(study: Any) -> tuple[Volume, Volume | None]:
+    """(emission, CT) Volumes of a simulated study, as ``load_spect``/``load_pet``/``load_ct``
+    return them: SPECT in counts, PET in SUVbw, no resolution in the headers."""
+    model = study.activity
+    uid = study.identity.study_instance_uid
+    frame = study.frame_of_reference_uid
+    acq = AcquisitionInfo(
+        modality="PT" if study.pet is not None else "NM",
+        radionuclide=model.tracer.radionuclide,
+        radiopharmaceutical=model.tracer.radiopharmaceutical,
+        injected_activity_mbq=model.injected_activity_mbq,
+        hours_post_injection=model.hours_post_injection,
+        patient_weight_kg=study.anatomy.weight_kg,
+    )
+    if study.pet is not None:
+        factor = float(model.suv_per_kbq_per_ml) / 1000.0  # Bq/mL -> SUVbw
+        emission = Volume(
+            array=(study.pet.array * np.float32(factor)).astype(np.float32),
+            affine=_affine(study.pet.grid),
+            units="SUVbw",
+            kind=SeriesKind.PET,
+            acquisition=acq,
+            source=SourceRef(uid, f"{uid}.2", frame_of_reference_uid=frame),
+            suv_factor=factor,
+        )
+    else:
+        emission = Volume(
+            array=np.asarray(study.spect.array, dtype=np.float32),
+            affine=_affine(study.spect.grid),
+            units="counts",
+            kind=SeriesKind.SPECT,
+            acquisition=acq,
+            source=SourceRef(uid, f"{uid}.20", frame_of_reference_uid=frame),
+        )
+    ct = None
+    if study.ct is not None:
+        ct = Volume(
+            array=np.asarray(study.ct.array, dtype=np.float32),
+            affine=_affine(study.ct.grid),
+            units="HU",
+            kind=SeriesKind.CT,
+            acquisition=AcquisitionInfo(modality="CT"),
+            source=SourceRef(uid, f"{uid}.21", frame_of_reference_uid=frame),
+        )
+    return emission, ct
+
+
+def planar_images_of(study: Any) -> list[PlanarImage]:
+    """In-memory planar views of every time point (no posterior for a single-view study)."""
+    single = "anterior-only" in study.spec.variants
+    uid = study.identity.study_instance_uid
+    images = []
+    for k, tp in enumerate(study.planar):
+        sim = tp.simulation
+        acq = AcquisitionInfo(
+            modality="NM",
+            radionuclide=tp.activity.tracer.radionuclide,
+            radiopharmaceutical=tp.activity.tracer.tracer.value,
+            hours_post_injection=tp.hours_post_injection,
+        )
+        spacing = (float(sim.geometry.pixel_mm), float(sim.geometry.pixel_mm))
+        views = [(View.ANTERIOR, sim.anterior_counts)]
+        if not single:
+            views.append((View.POSTERIOR, sim.posterior_counts))
+        for view, counts in views:
+            images.append(
+                PlanarImage(
+                    counts=np.asarray(counts, dtype=np.float32),
+                    view=view,
+                    view_rule="phantom (in memory)",
+                    pixel_spacing_mm=spacing,
+                    acquisition=acq,
+                    source=SourceRef(uid, f"{uid}.{k + 1}"),
+                    kind=SeriesKind.PLANAR_WHOLE_BODY,
+                )
+            )
+    return images
+
+
+def surround_ratios(study: Any) -> list[float]:
+    """Per lesion: mean normal-tissue concentration (over normal liver) in a shell up to
+    ``SURROUND_SHELL_MM`` outside it, from the phantom's tissue labels."""
+    from octoscan.imaging.phantom.anatomy import Tissue
+
+    grid, labels, model = study.grid, study.labels, study.activity
+    lut = np.zeros(256, dtype=np.float64)
+    for tissue in Tissue:
+        lut[int(tissue)] = model.kbq_per_ml(tissue) / model.liver_kbq_per_ml
+    axes = [grid.axis_mm(a) for a in range(3)]
+    out = []
+    for lesion in study.lesions:
+        lo, hi = lesion.shape.bounds_mm()
+        pad = SURROUND_SHELL_MM + max(grid.spacing_mm)
+        sz = grid.index_range(0, lo[2] - pad, hi[2] + pad)
+        sy = grid.index_range(1, lo[1] - pad, hi[1] + pad)
+        sx = grid.index_range(2, lo[0] - pad, hi[0] + pad)
+        inside = lesion.shape.contains(
+            axes[2][sx][None, None, :], axes[1][sy][:, None][None], axes[0][sz][:, None, None]
+        )
+        inside = np.broadcast_to(
+            inside, (sz.stop - sz.start, sy.stop - sy.start, sx.stop - sx.start)
+        )
+        if not inside.any():
+            out.append(float("nan"))
+            continue
+        dist = ndimage.distance_transform_edt(~inside, sampling=grid.spacing_mm)
+        shell = (dist > 0) & (dist <= SURROUND_SHELL_MM)
+        values = lut[labels[sz, sy, sx][shell]]
+        out.append(float(values.mean()) if values.size else float("nan"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# one study
+
+
+def _match(pairs: list[tuple[float, int, int]]) -> dict[int, int]:
+    matched: dict[int, int] = {}
+    used: set[int] = set()
+    for _, ti, di in sorted(pairs):
+        if ti in matched or di in used:
+            continue
+        matched[ti] = di
+        used.add(di)
+    return matched
+
+
+def match_tomo(lesions: Sequence[Any], detections: Sequence[Any]) -> dict[int, int]:
+    """Truth index -> detection index (3-D distance within max(15 mm, longest radius))."""
+    pairs = []
+    for ti, t in enumerate(lesions):
+        tol = max(MATCH_MIN_MM, t.diameter_mm / 2.0)
+        for di, d in enumerate(detections):
+            if d.center_lps_mm is None:
+                continue
+            dist = float(np.linalg.norm(np.subtract(d.center_lps_mm, t.center_lps_mm)))
+            if dist <= tol:
+                pairs.append((dist, ti, di))
+    return _match(pairs)
+
+
+def match_planar(truth: dict[str, Any], score: Any) -> dict[int, int]:
+    """Truth index -> planar detection index (anterior grid, as bench/accuracy.py)."""
+    sr, sc = score.pixel_spacing_mm
+    pairs = []
+    for ti, les in enumerate(truth["lesions"]):
+        rc = les.get("center_rc")
+        if rc is None:
+            continue
+        primary = truth.get("primary_planar_index") or 0
+        proj = les["planar"][primary]["projected_diameter_mm"] if les.get("planar") else 0.0
+        tol = max(PLANAR_MATCH_MIN_MM, proj / 2.0)
+        for di, d in enumerate(score.lesions):
+            if d.center_rc is None:
+                continue
+            dist = math.hypot((d.center_rc[0] - rc[0]) * sr, (d.center_rc[1] - rc[1]) * sc)
+            if dist <= tol:
+                pairs.append((dist, ti, di))
+    return _match(pairs)
+
+
+def _in_field(emission: Volume, center: Sequence[float]) -> bool:
+    from octoscan.models.tomo_pairing import bounding_box_lps
+
+    lo, hi = bounding_box_lps(emission)
+    return bool(np.all(np.asarray(center) >= lo) and np.all(np.asarray(center) <= hi))
+
+
+def _combined_decision(tomo: Any, emission: Volume, planar: Any, config: ScoringConfig) -> Any:
+    """The study's decision as ``score_series`` makes it (tomography inside its field)."""
+    from octoscan.models.decision import decide_eligibility
+    from octoscan.pipelines.study import _combine, _decision_config, _tomo_review_reasons
+
+    entries, _ = _combine(tomo, emission, planar)
+    return decide_eligibility(
+        [e.lesion for e in entries if e.used_for_decision],
+        tomo.references,
+        config=_decision_config(config, tomo.decision),
+        review_reasons=_tomo_review_reasons(tomo.decision),
+    )
+
+
+def _true_reference_level(study: Any) -> dict[str, float]:
+    """Normal liver / spleen / kidney level in the emission units (noise- and blur-free)."""
+    from octoscan.imaging.phantom.anatomy import Tissue
+    from octoscan.imaging.phantom.tomo import SPECT_LIVER_COUNTS
+
+    model = study.activity
+    if study.pet is not None:
+        unit = float(model.suv_per_kbq_per_ml)
+    else:
+        unit = SPECT_LIVER_COUNTS / model.liver_kbq_per_ml
+    out = {"liver": model.kbq_per_ml(Tissue.LIVER) * unit}
+    if not study.spec.splenectomy:
+        out["spleen"] = model.kbq_per_ml(Tissue.SPLEEN) * unit
+    out["kidney"] = model.kbq_per_ml(Tissue.KIDNEY_LEFT) * unit
+    return out
+
+
+def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
+    """Simulate, score and compare one cohort entry (plain-JSON record)."""
+    from octoscan.imaging.phantom.study import describe_study, simulate_study
+    from octoscan.models.planar_score import score_planar
+    from octoscan.models.tomo_score import score_tomographic
+    from octoscan.pipelines.phantom_truth import compose_truth
+
+    entry, config = job
+    study = simulate_study(entry.spec)
+    st = describe_study(study)
+    truth = compose_truth(st, config)
+    emission, ct = volumes_of(study)
+    surround = surround_ratios(study)
+    in_field = [_in_field(emission, les.center_lps_mm) for les in st.lesions]
+    field_truth = compose_truth(
+        dataclasses.replace(
+            st, lesions=tuple(x for x, f in zip(st.lesions, in_field, strict=True) if f)
+        ),
+        config,
+    )
+    record: dict[str, Any] = {
+        "name": entry.name,
+        "edge_case": entry.edge_case,
+        "seed": entry.spec.seed,
+        "error": None,
+        "seconds": None,
+        "expected_status": truth["expected_decision"]["true"]["status"],
+        "review_justified": truth["expected_decision"]["true"]["review_justified"],
+        "expected_field_status": field_truth["expected_decision"]["true"]["status"],
+        "field_review_justified": field_truth["expected_decision"]["true"]["review_justified"],
+        "status": None,
+        "tomo_status": None,
+        "reasons": [],
+        "lesions": [],
+        "false_positives": [],
+        "excluded": {},
+        "reference_ratio": {},
+        "ct_fused": None,
+    }
+    t0 = time.perf_counter()
+    try:
+        tomo = score_tomographic(emission, ct=ct, config=config, tomo=config.tomo)
+        planar = score_planar(planar_images_of(study), config) if study.planar else None
+    except Exception as exc:  # recorded: a crash is a benchmark finding, not a stop
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        return record
+    record["seconds"] = round(time.perf_counter() - t0, 3)
+    record["ct_fused"] = tomo.ct_fused
+    matched = match_tomo(st.lesions, tomo.lesions)
+    p_matched = match_planar(truth, planar) if planar is not None else {}
+    for ti, (les, out) in enumerate(zip(st.lesions, truth["lesions"], strict=True)):
+        det = tomo.lesions[matched[ti]] if ti in matched else None
+        met = tomo.metrics(det.id) if det is not None else None
+        p_det = planar.lesions[p_matched[ti]] if ti in p_matched else None
+        record["lesions"].append(
+            {
+                "id": les.id,
+                "site": les.site,
+                "center_lps_mm": [round(v, 1) for v in les.center_lps_mm],
+                "diameter_mm": les.diameter_mm,
+                "equivalent_diameter_mm": les.equivalent_diameter_mm,
+                "in_field": in_field[ti],
+                "true_ratio_liver": les.true_ratio_liver,
+                "surround_ratio": surround[ti],
+                "hotter": bool(les.true_ratio_liver > surround[ti]),
+                "true_grade": out["true_grade"],
+                "apparent_grade": out.get("apparent_grade"),
+                "planar_visible": out.get("visible"),
+                "detected": det is not None,
+                "grade": det.grade if det is not None else None,
+                "grade_corrected": met.grade_corrected if met is not None else None,
+                "grade_uncorrected": met.grade_uncorrected if met is not None else None,
+                "ratio_liver_corrected": (
+                    met.ratio_liver_corrected.ratio
+                    if met is not None and met.ratio_liver_corrected
+                    else None
+                ),
+                "ratio_liver_uncorrected": (
+                    met.ratio_liver_uncorrected.ratio
+                    if met is not None and met.ratio_liver_uncorrected
+                    else None
+                ),
+                "recovery": met.recovery if met is not None else None,
+                "detected_diameter_mm": det.diameter_mm if det is not None else None,
+                "region": det.region if det is not None else None,
+                "planar_detected": p_det is not None,
+                "planar_grade": p_det.grade if p_det is not None else None,
+            }
+        )
+    used = set(matched.values())
+    for di, d in enumerate(tomo.lesions):
+        if di in used:
+            continue
+        met = tomo.metrics(d.id)
+        record["false_positives"].append(
+            {
+                "center_lps_mm": [round(v, 1) for v in d.center_lps_mm or ()],
+                "region": d.region,
+                "tissue": _tissue_at(study, d.center_lps_mm),
+                "grade": d.grade,
+                "diameter_mm": round(d.diameter_mm, 1),
+                "ratio_liver": d.ratio_liver,
+                "z_score": d.z_score,
+                "contrast": met.contrast if met is not None else None,
+            }
+        )
+    record["excluded"] = dict(Counter(ex.kind for ex in tomo.excluded))
+    record["tomo_status"] = tomo.decision.status
+    if planar is not None:
+        decision = _combined_decision(tomo, emission, planar, config)
+    else:
+        decision = tomo.decision
+    record["status"] = decision.status
+    record["reasons"] = list(decision.reasons)
+    levels = _true_reference_level(study)
+    for organ, level in levels.items():
+        ref = tomo.reference(organ)
+        if ref is not None and level > 0:
+            record["reference_ratio"][organ] = ref.mean / level
+    return record
+
+
+def _tissue_at(study: Any, center: Sequence[float] | None) -> str:
+    """Name of the phantom tissue at an LPS point (for false-positive listings)."""
+    from octoscan.imaging.phantom.anatomy import Tissue
+
+    if center is None:
+        return "?"
+    grid = study.grid
+    idx = []
+    for axis, value in zip((0, 1, 2), (center[2], center[1], center[0]), strict=True):
+        k = round((value - grid.origin_mm[2 - axis]) / grid.spacing_mm[axis])
+        idx.append(min(max(k, 0), grid.shape[axis] - 1))
+    return Tissue(int(study.labels[tuple(idx)])).name.lower()
+
+
+# --------------------------------------------------------------------------------------------
+# figures
+
+
+def _ratio(num: float, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _agreement(pairs: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    return {
+        "n": len(pairs),
+        "exact": _ratio(sum(t == g for t, g in pairs), len(pairs)),
+        "within_one": _ratio(sum(abs(t - g) <= 1 for t, g in pairs), len(pairs)),
+    }
+
+
+def _bin_label(lo: float, hi: float) -> str:
+    return f"{lo:g}-{hi:g}" if math.isfinite(hi) else f">={lo:g}"
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Every figure of the benchmark from the per-study records."""
+    ok = [r for r in records if r["error"] is None]
+    lesions = [x for r in ok for x in r["lesions"] if x["in_field"]]
+    hot = [x for x in lesions if x["hotter"]]
+    hot15 = [x for x in hot if x["diameter_mm"] >= LARGE_MM]
+    clear15 = [x for x in hot15 if x["true_ratio_liver"] >= CLEAR_CONTRAST * x["surround_ratio"]]
+    sens_bins = {}
+    grade_bins = {}
+    for lo, hi in SIZE_BINS_MM:
+        sel = [x for x in hot if lo <= x["diameter_mm"] < hi]
+        sens_bins[_bin_label(lo, hi)] = {
+            "n": len(sel),
+            "sensitivity": _ratio(sum(x["detected"] for x in sel), len(sel)),
+        }
+        det = [x for x in lesions if x["detected"] and lo <= x["diameter_mm"] < hi]
+        grade_bins[_bin_label(lo, hi)] = {
+            "corrected": _agreement([(x["true_grade"], x["grade_corrected"]) for x in det]),
+            "uncorrected": _agreement([(x["true_grade"], x["grade_uncorrected"]) for x in det]),
+        }
+    detected = [x for x in lesions if x["detected"] and x["grade_corrected"] is not None]
+    corrected = _agreement([(x["true_grade"], x["grade_corrected"]) for x in detected])
+    uncorrected = _agreement([(x["true_grade"], x["grade_uncorrected"]) for x in detected])
+    with_planar = [x for x in detected if x["apparent_grade"] is not None]
+    planar_scored = _agreement(
+        [(x["true_grade"], x["planar_grade"] if x["planar_detected"] else 0) for x in with_planar]
+    )
+    planar_perfect = _agreement([(x["true_grade"], x["apparent_grade"]) for x in with_planar])
+    corrected_same = _agreement([(x["true_grade"], x["grade_corrected"]) for x in with_planar])
+    confusion = [[0] * 5 for _ in range(5)]
+    for x in detected:
+        confusion[x["true_grade"]][x["grade_corrected"]] += 1
+    scored = [r for r in ok if r["status"] is not None]
+    agree = [r for r in scored if r["status"] == r["expected_status"]]
+    agree_j = [
+        r
+        for r in scored
+        if r["status"] == r["expected_status"]
+        or (r["status"] == "needs_review" and r["review_justified"])
+    ]
+    field_agree = [r for r in scored if r["tomo_status"] == r["expected_field_status"]]
+    by_case: dict[str, list[int]] = {}
+    for r in scored:
+        v = by_case.setdefault(r["edge_case"], [0, 0])
+        v[0] += r["status"] == r["expected_status"]
+        v[1] += 1
+    fps = [f for r in ok for f in r["false_positives"]]
+    n = len(ok)
+    points = None
+    if corrected_same["exact"] is not None and planar_scored["exact"] is not None:
+        points = 100.0 * (corrected_same["exact"] - planar_scored["exact"])
+    excluded: Counter[str] = Counter()
+    for r in ok:
+        excluded.update(r["excluded"])
+    return {
+        "studies": len(records),
+        "failed": len(records) - n,
+        "errors": [r["error"] for r in records if r["error"]][:5],
+        "lesions": sum(len(r["lesions"]) for r in ok),
+        "lesions_in_field": len(lesions),
+        "lesions_hot_in_field": len(hot),
+        "lesions_hot_ge15mm": len(hot15),
+        "sensitivity_hot_ge15mm": _ratio(sum(x["detected"] for x in hot15), len(hot15)),
+        "sensitivity_hot": _ratio(sum(x["detected"] for x in hot), len(hot)),
+        "lesions_clear_ge15mm": len(clear15),
+        "sensitivity_clear_ge15mm": _ratio(sum(x["detected"] for x in clear15), len(clear15)),
+        "sensitivity_all_in_field": _ratio(sum(x["detected"] for x in lesions), len(lesions)),
+        "sensitivity_hot_by_size_mm": sens_bins,
+        "false_positives": len(fps),
+        "fp_per_study": len(fps) / n if n else None,
+        "fp_by_tissue": dict(Counter(f["tissue"] for f in fps).most_common()),
+        "excluded_by_kind": dict(excluded.most_common()),
+        "grade_corrected_exact": corrected["exact"],
+        "grade_corrected": corrected,
+        "grade_uncorrected": uncorrected,
+        "grade_by_size_mm": grade_bins,
+        "grade_corrected_confusion": confusion,
+        "grade_corrected_same_lesions_as_planar": corrected_same,
+        "grade_planar_scored_same_lesions": planar_scored,
+        "grade_planar_apparent_same_lesions": planar_perfect,
+        "corrected_minus_planar_points": points,
+        "decision_agreement": _ratio(len(agree), len(scored)),
+        "decision_agreement_or_justified_review": _ratio(len(agree_j), len(scored)),
+        "decision_agreement_tomo_in_field": _ratio(len(field_agree), len(scored)),
+        "decision_agreement_by_edge_case": {
+            k: {"agree": v[0], "n": v[1]} for k, v in sorted(by_case.items())
+        },
+        "decision_confusion": {
+            f"{e}->{s}": c
+            for (e, s), c in sorted(
+                Counter((r["expected_status"], r["status"]) for r in scored).items()
+            )
+        },
+        "reference_vs_truth": {
+            organ: _reference_summary([r["reference_ratio"].get(organ) for r in ok])
+            for organ in ("liver", "spleen", "kidney")
+        },
+        "seconds_per_study_scoring": (float(np.mean([r["seconds"] for r in ok])) if ok else None),
+    }
+
+
+def _reference_summary(ratios: Sequence[float | None]) -> dict[str, Any]:
+    vals = np.array([v for v in ratios if v is not None], dtype=np.float64)
+    if vals.size == 0:
+        return {"n": 0, "median_ratio": None, "within_10pct": None}
+    return {
+        "n": int(vals.size),
+        "median_ratio": float(np.median(vals)),
+        "within_10pct": float(np.mean(np.abs(vals - 1.0) <= 0.10)),
+    }
+
+
+def _fmt(value: float | None, pct: bool = True) -> str:
+    if value is None:
+        return "  n/a"
+    return f"{100.0 * value:5.1f} %" if pct else f"{value:.2f}"
+
+
+def _target(key: str, value: float | None) -> str:
+    if key not in TARGETS or value is None:
+        return ""
+    op, limit = TARGETS[key]
+    met = value >= limit if op == ">=" else value <= limit
+    shown = f"{100 * limit:g} %" if limit <= 1.0 and key != "fp_per_study" else f"{limit:g}"
+    return f"   (target {op} {shown}: {'met' if met else 'MISSED'})"
+
+
+def format_report(s: dict[str, Any], *, title: str) -> str:
+    """The human-readable table."""
+    out = [title, ""]
+    out.append(
+        f"studies {s['studies']} (failed {s['failed']}); lesions {s['lesions']}, in the field "
+        f"{s['lesions_in_field']}, hotter than surroundings {s['lesions_hot_in_field']} "
+        f"(>= 15 mm: {s['lesions_hot_ge15mm']})"
+    )
+    for e in s["errors"]:
+        out.append(f"  ERROR {e}")
+    out.append("")
+    out.append("detection (in-field lesions)")
+    out.append(
+        f"  sensitivity, hotter, >= 15 mm     {_fmt(s['sensitivity_hot_ge15mm'])}"
+        + _target("sensitivity_hot_ge15mm", s["sensitivity_hot_ge15mm"])
+    )
+    out.append(
+        f"  sensitivity, >= {CLEAR_CONTRAST:g} x surroundings, >= 15 mm "
+        f"(n={s['lesions_clear_ge15mm']}) "
+        f"{_fmt(s['sensitivity_clear_ge15mm'])}"
+    )
+    out.append(f"  sensitivity, hotter, all sizes    {_fmt(s['sensitivity_hot'])}")
+    out.append(f"  sensitivity, all in-field         {_fmt(s['sensitivity_all_in_field'])}")
+    for label, b in s["sensitivity_hot_by_size_mm"].items():
+        out.append(f"    hotter, {label:>7} mm (n={b['n']:3d})    {_fmt(b['sensitivity'])}")
+    out.append(
+        f"  false positives per study         {_fmt(s['fp_per_study'], pct=False)}"
+        f"  ({s['false_positives']} in all)" + _target("fp_per_study", s["fp_per_study"])
+    )
+    if s["fp_by_tissue"]:
+        out.append("    in: " + ", ".join(f"{k} {v}" for k, v in s["fp_by_tissue"].items()))
+    if s["excluded_by_kind"]:
+        out.append(
+            "  set aside as physiological: "
+            + ", ".join(f"{k} {v}" for k, v in s["excluded_by_kind"].items())
+        )
+    out.append("")
+    c, u = s["grade_corrected"], s["grade_uncorrected"]
+    out.append(f"grade vs true concentration grade (detected in-field lesions, n={c['n']})")
+    out.append(
+        f"  partial-volume corrected: exact {_fmt(c['exact'])}, within one "
+        f"{_fmt(c['within_one'])}" + _target("grade_corrected_exact", c["exact"])
+    )
+    out.append(
+        f"  uncorrected:              exact {_fmt(u['exact'])}, within one {_fmt(u['within_one'])}"
+    )
+    out.append("  by size (exact corrected / uncorrected, n)")
+    for label, b in s["grade_by_size_mm"].items():
+        out.append(
+            f"    {label:>7} mm  {_fmt(b['corrected']['exact'])} / "
+            f"{_fmt(b['uncorrected']['exact'])}  (n={b['corrected']['n']})"
+        )
+    out.append("  confusion, corrected (rows truth 0-4, columns scored 0-4)")
+    for t, row in enumerate(s["grade_corrected_confusion"]):
+        out.append(f"    {t}: " + " ".join(f"{v:4d}" for v in row))
+    cs = s["grade_corrected_same_lesions_as_planar"]
+    if cs["n"]:
+        ps, pa = s["grade_planar_scored_same_lesions"], s["grade_planar_apparent_same_lesions"]
+        out.append(f"  same lesions on planar views (n={cs['n']}):")
+        out.append(f"    tomographic corrected exact   {_fmt(cs['exact'])}")
+        out.append(f"    planar scorer exact (missed=0) {_fmt(ps['exact'])}")
+        out.append(f"    perfect planar reading exact  {_fmt(pa['exact'])}")
+        pts = s["corrected_minus_planar_points"]
+        out.append(
+            f"    difference (corrected - planar scorer) {pts:+.1f} points"
+            + _target("corrected_minus_planar_points", pts)
+        )
+    out.append("")
+    out.append(
+        f"decision agreement                  {_fmt(s['decision_agreement'])}"
+        + _target("decision_agreement", s["decision_agreement"])
+    )
+    out.append(
+        "  counting justified reviews as agreement  "
+        f"{_fmt(s['decision_agreement_or_justified_review'])}"
+    )
+    out.append(
+        f"  tomographic decision vs in-field truth    {_fmt(s['decision_agreement_tomo_in_field'])}"
+    )
+    for case, v in s["decision_agreement_by_edge_case"].items():
+        out.append(f"    {case:<16} {v['agree']:3d}/{v['n']:<3d}")
+    out.append(
+        "    expected -> scored: "
+        + ", ".join(f"{k} {v}" for k, v in s["decision_confusion"].items())
+    )
+    for organ, ref in s["reference_vs_truth"].items():
+        if ref["n"]:
+            out.append(
+                f"{organ} reference / true level (n={ref['n']}): median "
+                f"{ref['median_ratio']:.3f}, within 10 % {_fmt(ref['within_10pct'])}"
+            )
+    out.append(
+        f"scoring time per study              {_fmt(s['seconds_per_study_scoring'], pct=False)} s"
+    )
+    return "\n".join(out)
+
+
+def format_details(records: Sequence[dict[str, Any]]) -> str:
+    """Per study: missed hot in-field lesions, grade errors, false positives, disagreements."""
+    out = []
+    for r in records:
+        missed = [x for x in r["lesions"] if x["in_field"] and x["hotter"] and not x["detected"]]
+        wrong = [
+            x
+            for x in r["lesions"]
+            if x["detected"] and x["in_field"] and x["grade_corrected"] != x["true_grade"]
+        ]
+        disagree = r["status"] != r["expected_status"]
+        if not (missed or wrong or r["false_positives"] or disagree or r["error"]):
+            continue
+        out.append(
+            f"{r['name']} seed={r['seed']} {r['edge_case']} decision {r['status']} (expected "
+            f"{r['expected_status']}, justified review {r['review_justified']}; tomo "
+            f"{r['tomo_status']} vs in-field {r['expected_field_status']})"
+            + (f" ERROR {r['error']}" if r["error"] else "")
+        )
+        for x in missed + wrong:
+            what = (
+                "MISSED"
+                if not x["detected"]
+                else f"grade {x['grade_corrected']} (unc {x['grade_uncorrected']}) "
+                f"r={x['ratio_liver_corrected']:.2f} (unc {x['ratio_liver_uncorrected']:.2f}) "
+                f"RC={x['recovery']:.2f} d_est={x['detected_diameter_mm']:.0f}"
+            )
+            out.append(
+                f"   {x['id']} {x['site']:<10} at {x['center_lps_mm']} d={x['diameter_mm']:.0f} "
+                f"ratio {x['true_ratio_liver']:.2f} (surround {x['surround_ratio']:.2f}) true "
+                f"grade {x['true_grade']} -> {what}"
+            )
+        for f in r["false_positives"]:
+            out.append(
+                f"   FP at {f['center_lps_mm']} in {f['tissue']} ({f['region']}) grade "
+                f"{f['grade']} d={f['diameter_mm']} r={f['ratio_liver']} z={f['z_score']}"
+            )
+        if disagree:
+            out.append("   reasons: " + " | ".join(r["reasons"][:4]))
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# driver
+
+
+def _run(jobs: list[Any], workers: int) -> list[dict[str, Any]]:
+    if workers <= 1 or len(jobs) <= 1:
+        return [evaluate_study(j) for j in jobs]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(min(workers, len(jobs))) as pool:
+        return list(pool.imap(evaluate_study, jobs, chunksize=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=40, help="cohort size")
+    parser.add_argument("--seed", type=int, default=0, help="cohort seed")
+    parser.add_argument("--kind", choices=("spect-ct", "pet-ct"), default="spect-ct")
+    parser.add_argument("--workers", type=int, default=2, help="processes (at most 2)")
+    parser.add_argument("--config", default="default", help="rule set name or TOML file")
+    parser.add_argument("--details", action="store_true", help="list misses and FPs per study")
+    parser.add_argument("--records", default=None, metavar="FILE", help="write per-study records")
+    args = parser.parse_args(argv)
+    from octoscan.imaging.phantom.cohort import cohort_specs
+
+    config = load_config(args.config)
+    t0 = time.perf_counter()
+    kind = "all" if args.kind == "spect-ct" else "pet-ct"
+    entries = cohort_specs(args.n, seed=args.seed, kind=kind)
+    records = _run([(e, config) for e in entries], max(1, min(args.workers, 2)))
+    title = (
+        f"tomographic accuracy ({args.kind}) on the phantom cohort: n={args.n}, seed={args.seed}, "
+        f"config {config.name} ({time.perf_counter() - t0:.0f} s wall)"
+    )
+    summary = summarize(records)
+    if args.details:
+        print(format_details(records))
+        print()
+    print(format_report(summary, title=title))
+    if args.records:
+        with open(args.records, "w", encoding="utf-8") as fh:
+            json.dump(records, fh, indent=1)
+    print("JSON " + json.dumps({"title": title, "kind": args.kind, **summary}, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
