@@ -51,8 +51,8 @@ class FusionConfig:
     min_probability: float = 0.5
     min_area_mm2: float = 40.0
     match_distance_mm: float = 15.0
-    propose_min_probability: float = 0.8
-    propose_min_z_score: float = 1.5
+    propose_min_probability: float = 0.9
+    propose_min_z_score: float = 1.0
     set_aside_distance_mm: float = 20.0
 
     def __post_init__(self) -> None:

@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("train", help="train the planar CNN on generated phantom studies")
     p.add_argument("--out", required=True, help="weights file to write (.pt)")
     p.add_argument(
-        "--generate", type=_positive, default=150, help="phantom studies (150, as shipped)"
+        "--generate", type=_positive, default=300, help="phantom studies (300, as shipped)"
     )
-    p.add_argument("--epochs", type=_positive, default=24, help="training epochs (24, as shipped)")
+    p.add_argument("--epochs", type=_positive, default=36, help="training epochs (36, as shipped)")
     p.add_argument("--seed", type=int, default=0, help="training seed (0)")
     p.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (1)")
     p.set_defaults(func=run)

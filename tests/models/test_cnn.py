@@ -232,8 +232,8 @@ def _prediction(*disks: tuple[tuple[int, int], float]) -> FakePrediction:
     for rc, radius in disks:
         d = _disk(SHAPE, rc, radius)
         probs[:, d] = 0.0
-        probs[LESION_CLASS, d] = 0.9
-        probs[0, d] = 0.1
+        probs[LESION_CLASS, d] = 0.95
+        probs[0, d] = 0.05
     return FakePrediction(probs)
 
 
@@ -306,10 +306,10 @@ def test_fusion_proposes_only_confident_supported_spots_away_from_set_aside_upta
 
     score = _score()
     base = _prediction(((30, 20), 3))
-    # the 70-count spot at (80, 50) on a 40-count background: proposed at p 0.9 ...
-    proposed = fuse_lesions(score, _with_probability(base, (80, 50), 4, 0.9), CONFIG)
+    # the 70-count spot at (80, 50) on a 40-count background: proposed at p 0.96 ...
+    proposed = fuse_lesions(score, _with_probability(base, (80, 50), 4, 0.96), CONFIG)
     assert [les.source for les in proposed.lesions] == ["both", "cnn"]
-    # ... not when the network is unsure (p 0.6 < propose_min_probability 0.8)
+    # ... not when the network is unsure (p 0.6 < propose_min_probability 0.9)
     unsure = fuse_lesions(score, _with_probability(base, (80, 50), 4, 0.6), CONFIG)
     assert [les.source for les in unsure.lesions] == ["both"]
     # ... not where the image shows no excess over its surroundings (flat soft tissue)
@@ -319,10 +319,10 @@ def test_fusion_proposes_only_confident_supported_spots_away_from_set_aside_upta
     thyroid = dataclasses.replace(
         score, set_aside=(SetAsideSpot((82.0, 52.0), "thyroid (midline neck)", 9.0),)
     )
-    near = fuse_lesions(thyroid, _with_probability(base, (80, 50), 4, 0.9), CONFIG)
+    near = fuse_lesions(thyroid, _with_probability(base, (80, 50), 4, 0.96), CONFIG)
     assert [les.source for les in near.lesions] == ["both"]
     lenient = FusionConfig(set_aside_distance_mm=5.0)  # 11 mm away: outside 5 mm
-    kept = fuse_lesions(thyroid, _with_probability(base, (80, 50), 4, 0.9), CONFIG, fusion=lenient)
+    kept = fuse_lesions(thyroid, _with_probability(base, (80, 50), 4, 0.96), CONFIG, fusion=lenient)
     assert [les.source for les in kept.lesions] == ["both", "cnn"]
     with pytest.raises(ValueError, match="propose_min_probability"):
         FusionConfig(propose_min_probability=0.0)
