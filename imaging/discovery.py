@@ -262,7 +262,7 @@ def _walk(root: Path, follow_symlinks: bool) -> tuple[list[Path], list[SkippedFi
 # --------------------------------------------------------------------------- records
 
 
-@dataclass
+@dataclass(slots=True)
 class _File:
     path: str
     sop_instance_uid: str
@@ -384,7 +384,7 @@ class _WalkState:
 def _index_file(path: Path, state: _WalkState) -> None:
     """Read one file's header and file it under its series, or record why it is skipped."""
     text_path = str(path)
-    raw = read_raw_header(text_path)
+    raw = read_raw_header(text_path, tags=_FAST_TAGS)
     if raw is not None and _index_fast(text_path, raw, state):
         return
     try:
@@ -461,13 +461,33 @@ _SIGNATURE_TAGS = (
     0x00540016,
     0x00041220,
 )
+# everything the fast path reads (the rest of a header is walked, not recorded)
+_FAST_TAGS = frozenset(
+    {
+        *_SIGNATURE_TAGS,
+        _SOP_INSTANCE_UID,
+        _STUDY_INSTANCE_UID,
+        _SERIES_INSTANCE_UID,
+        _NUMBER_OF_FRAMES,
+        _SAMPLES_PER_PIXEL,
+        _ROWS,
+        _COLUMNS,
+        _BITS_ALLOCATED,
+    }
+)
 _NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _SUPPORTED_SYNTAX: dict[str, bool] = {}
 
 
 def _signature(raw: RawHeader) -> tuple[bytes | None, ...]:
-    return (raw.transfer_syntax.encode(), *(raw.span(tag) for tag in _SIGNATURE_TAGS))
+    """The transfer syntax and the raw bytes (RawHeader.span) of every signature tag."""
+    data, elements = raw.data, raw.elements
+    spans = [
+        None if (found := elements.get(tag)) is None else data[found[1] : found[3]]
+        for tag in _SIGNATURE_TAGS
+    ]
+    return (raw.transfer_syntax.encode(), *spans)
 
 
 def _syntax_supported(uid: str) -> bool:

@@ -79,6 +79,11 @@ SHARED_TAGS: tuple[int, ...] = (
 )
 
 
+_RECORDED = frozenset(
+    {*SHARED_TAGS, IMAGE_POSITION_PATIENT, SOP_INSTANCE_UID, _BITS_ALLOCATED, _PIXEL_REPRESENTATION}
+)
+
+
 @dataclass(frozen=True)
 class UniformSlice:
     """One file of a uniform stack: its raw header and position (LPS mm)."""
@@ -110,7 +115,7 @@ def scan_uniform(paths: Sequence[str | Path]) -> list[UniformSlice] | None:
     first: tuple[object, ...] | None = None
     frame_bytes = 0
     for path in paths:
-        raw = read_raw_header(path)
+        raw = read_raw_header(path, tags=_RECORDED)
         if raw is None or raw.pixel_tag != PIXEL_DATA:
             return None
         signature = (raw.transfer_syntax, *(raw.span(tag) for tag in SHARED_TAGS))

@@ -158,7 +158,7 @@ def test_object_without_pixel_data_ends_the_file(tmp_path: Path) -> None:
 
 
 def _full_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(discovery, "read_raw_header", lambda path: None)
+    monkeypatch.setattr(discovery, "read_raw_header", lambda path, **kw: None)
 
 
 def _series_folder(root: Path) -> None:
