@@ -106,18 +106,32 @@ def _stages_md(d: dict[str, Any]) -> str:
 
 def _batch_md(d: dict[str, Any]) -> str:
     rows = [
-        [r["workers"], r["studies"], r["ok"], r["wall_s"], r["studies_per_min"],
-         r["median_study_s"], r["scaling"]]
+        [r["workers"], r.get("mode", "cold"), r["studies"], r["ok"], r["wall_s"],
+         r["studies_per_min"], r["median_study_s"], r["scaling"]]
         for r in d["runs"]
     ]  # fmt: skip
     res = d["resume"]
+    warmup = d.get("warmup_s") or {}
     return (
         _md_table(
-            ["workers", "studies", "ok", "wall s", "studies/min", "median s/study", "scaling"],
+            [
+                "workers",
+                "mode",
+                "studies",
+                "ok",
+                "wall s",
+                "studies/min",
+                "median s/study",
+                "scaling",
+            ],
             rows,
         )
-        + f"\n\nTarget: 2 workers >= 1.7x of 1. Re-run with resume: {res['unchanged']} "
-        f"unchanged in {res['wall_s']} s. Wall time includes starting the workers."
+        + "\n\nTarget: 2 workers >= 1.7x of 1. `cold`: the wall time includes starting the "
+        "workers (imports, first study); `warm`: the executor was started and warmed on a "
+        f"batch of {d.get('warmup_studies', '-')} studies first (start-up and warm-up: "
+        + ", ".join(f"{k} worker(s) {v} s" for k, v in warmup.items())
+        + f"); scaling against 1 worker in the same mode. Re-run with resume: "
+        f"{res['unchanged']} unchanged in {res['wall_s']} s."
     )
 
 
