@@ -225,14 +225,14 @@ def classify_kind(ds: Dataset) -> tuple[SeriesKind, str]:
 # --------------------------------------------------------------------------- walk
 
 
-def _walk(root: Path, follow_symlinks: bool) -> tuple[list[Path], list[SkippedFile]]:
+def _walk(root: Path, follow_symlinks: bool) -> tuple[list[str], list[SkippedFile]]:
     """Files under ``root`` in sorted order, and the folders that could not be listed.
 
     File symlinks are always read (a looping one fails to open and is skipped with a
     reason). Directory symlinks are entered only when ``follow_symlinks`` is true, and a
     directory already visited (same device and inode) is never entered twice.
     """
-    out: list[Path] = []
+    out: list[str] = []
     unlisted: list[SkippedFile] = []
     seen: set[tuple[int, int]] = set()
 
@@ -255,7 +255,7 @@ def _walk(root: Path, follow_symlinks: bool) -> tuple[list[Path], list[SkippedFi
         seen.add(key)
         dirnames.sort()
         for name in sorted(filenames):
-            out.append(Path(dirpath) / name)
+            out.append(os.path.join(dirpath, name))
     return out, unlisted
 
 
@@ -381,12 +381,12 @@ class _WalkState:
     max_image_bytes: int = 0  # the size limit of the walk (read once)
 
 
-def _index_file(path: Path, state: _WalkState) -> None:
+def _index_file(text_path: str, state: _WalkState) -> None:
     """Read one file's header and file it under its series, or record why it is skipped."""
-    text_path = str(path)
     raw = read_raw_header(text_path, tags=_FAST_TAGS)
     if raw is not None and _index_fast(text_path, raw, state):
         return
+    path = Path(text_path)
     try:
         ds = read_header(path)
     except InvalidInputError as exc:
