@@ -52,6 +52,7 @@ from octoscan.imaging.types import SeriesEntry, SkippedFile
 from octoscan.models.config import ScoringConfig, config_hash
 from octoscan.pipelines.atomic import TEMP_PREFIX, dumps_json, write_json_atomic
 from octoscan.pipelines.dicom_results import (
+    DICOM_DIR_NAME,
     VolumeFindings,
     render_dicom_results,
     write_dicom_files,
@@ -202,12 +203,14 @@ def _locked(out_dir: Path) -> Iterator[None]:
 
 
 def _remove_stale_temp_files(out_dir: Path) -> int:
-    """Delete temp files of a killed run: in ``out_dir`` and its study folders only.
+    """Delete temp files of a killed run: in ``out_dir``, its study folders and their
+    ``dicom/`` folders only.
 
     Not recursive beyond that, so nothing else under DIR (for example an INPUT folder
     placed inside DIR) is touched. Returns the number removed.
     """
-    folders = [out_dir, *(p for p in out_dir.iterdir() if _STUDY_DIR.fullmatch(p.name))]
+    studies = [p for p in out_dir.iterdir() if _STUDY_DIR.fullmatch(p.name)]
+    folders = [out_dir, *studies, *(p / DICOM_DIR_NAME for p in studies)]
     removed = 0
     for folder in folders:
         if not folder.is_dir() or folder.is_symlink():

@@ -316,6 +316,9 @@ def test_sigkill_then_resume_gives_identical_outputs(
     (killed / f"{TEMP_PREFIX}results.csv.x").write_bytes(b"study_key,sta")
     for manifest in _manifests(killed)[:1]:
         (manifest.parent / f"{TEMP_PREFIX}result.json.x").write_bytes(b'{"half": ')
+        dicom_dir = manifest.parent / "dicom"
+        dicom_dir.mkdir(exist_ok=True)
+        (dicom_dir / f"{TEMP_PREFIX}sc.dcm.x").write_bytes(b"\x00" * 132)
 
     monkeypatch.setenv(KEY_ENV, PSEUDONYM_KEY)
     resumed = run_batch(batch_input.root, killed, config=load_config("default"), workers=1)
