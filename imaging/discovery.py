@@ -288,6 +288,10 @@ class _Series:
     files: list[_File] = field(default_factory=list)
     # what classification reads, as raw bytes of the first file (None: no fast path)
     signature: tuple[bytes | None, ...] | None = None
+    # image attributes decoded by the fast path, by their raw bytes
+    images: dict[tuple[object, ...], tuple[int, int, int, int, int, int] | None] = field(
+        default_factory=dict
+    )
 
 
 def _int_or_none(value: object) -> int | None:
@@ -496,9 +500,13 @@ def _syntax_supported(uid: str) -> bool:
     return _SUPPORTED_SYNTAX[uid]
 
 
-def _fast_frames(raw: RawHeader, limit: int) -> tuple[int, int, int, int, int] | None:
-    """(rows, columns, frames, samples, bits allocated) when the image attributes are
-    plausible and the pixel data fits them and the size limit, else None."""
+_IMAGE_TAGS = (_ROWS, _COLUMNS, _NUMBER_OF_FRAMES, _SAMPLES_PER_PIXEL, _BITS_ALLOCATED)
+_Image = tuple[int, int, int, int, int, int]  # rows, columns, frames, samples, bits, stored
+
+
+def _image_attributes(raw: RawHeader, limit: int) -> _Image | None:
+    """(rows, columns, frames, samples, bits allocated, stored bytes) when the image
+    attributes are plausible numbers within the size limit, else None."""
     rows, columns, bits = raw.us(_ROWS), raw.us(_COLUMNS), raw.us(_BITS_ALLOCATED)
     if not rows or not columns or not bits:
         return None
@@ -518,17 +526,19 @@ def _fast_frames(raw: RawHeader, limit: int) -> tuple[int, int, int, int, int] |
     stored = (values + 7) // 8 if bits == 1 else values * (bits // 8)
     if max(stored, rows * columns * frames * 4) > limit:
         return None
+    return rows, columns, frames, samples, bits, stored
+
+
+def _pixels_fit(raw: RawHeader, image: _Image) -> bool:
+    """The pixel data holds what the image attributes declare (as check_image_header)."""
+    frames, stored = image[2], image[5]
     if raw.transfer_syntax in _NATIVE:
         length = raw.pixel_length
         if length is None or length < stored:
-            return None
-        if stored // frames > 0 and length - stored >= stored // frames:
-            return None
-    else:
-        room = (raw.size - raw.pixel_value_offset) // 8
-        if raw.pixel_length is not None or raw.tail != _SEQUENCE_DELIMITER or frames > room:
-            return None
-    return rows, columns, frames, samples, bits
+            return False
+        return not (stored // frames > 0 and length - stored >= stored // frames)
+    room = (raw.size - raw.pixel_value_offset) // 8
+    return raw.pixel_length is None and raw.tail == _SEQUENCE_DELIMITER and frames <= room
 
 
 def _index_fast(path: str, raw: RawHeader, state: _WalkState) -> bool:
@@ -544,23 +554,26 @@ def _index_fast(path: str, raw: RawHeader, state: _WalkState) -> bool:
         return False
     if raw.pixel_tag != _PIXEL_DATA or not _syntax_supported(raw.transfer_syntax):
         return False
-    image = _fast_frames(raw, state.max_image_bytes)
-    if image is None:
+    # the image attributes of a series repeat from file to file: decoded once per value
+    key = (raw.transfer_syntax, *(raw.span(tag) for tag in _IMAGE_TAGS))
+    if key not in series.images:
+        series.images[key] = _image_attributes(raw, state.max_image_bytes)
+    image = series.images[key]
+    if image is None or not _pixels_fit(raw, image):
         return False
-    rows, columns, frames, _samples, _bits = image
-    first = series.files[0]
+    first = series.files[0]  # same classification bytes (signature): same values
     series.files.append(
         _File(
             path=path,
             sop_instance_uid=sop_uid,
             kind=first.kind,
             kind_reason=first.kind_reason,
-            n_frames=frames,
-            rows=rows,
-            columns=columns,
-            modality=raw.text(_MODALITY),
-            sop_class_uid=raw.text(_SOP_CLASS_UID),
-            image_type=tuple(v.upper() for v in raw.strings(_IMAGE_TYPE)),
+            n_frames=image[2],
+            rows=image[0],
+            columns=image[1],
+            modality=first.modality,
+            sop_class_uid=first.sop_class_uid,
+            image_type=first.image_type,
             acquired=None,
         )
     )
