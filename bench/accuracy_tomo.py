@@ -52,6 +52,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,13 +60,14 @@ from scipy import ndimage
 
 from octoscan.imaging.types import (
     AcquisitionInfo,
-    PlanarImage,
     SeriesKind,
     SourceRef,
-    View,
     Volume,
 )
 from octoscan.models.config import ScoringConfig, load_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import planar_images_of
 
 MATCH_MIN_MM = 15.0  # a tomographic detection within max(this, longest radius) matches
 PLANAR_MATCH_MIN_MM = 10.0  # as bench/accuracy.py
@@ -146,38 +148,6 @@ def volumes_of(study: Any) -> tuple[Volume, Volume | None]:
             source=SourceRef(uid, f"{uid}.21", frame_of_reference_uid=frame),
         )
     return emission, ct
-
-
-def planar_images_of(study: Any) -> list[PlanarImage]:
-    """In-memory planar views of every time point (no posterior for a single-view study)."""
-    single = "anterior-only" in study.spec.variants
-    uid = study.identity.study_instance_uid
-    images = []
-    for k, tp in enumerate(study.planar):
-        sim = tp.simulation
-        acq = AcquisitionInfo(
-            modality="NM",
-            radionuclide=tp.activity.tracer.radionuclide,
-            radiopharmaceutical=tp.activity.tracer.tracer.value,
-            hours_post_injection=tp.hours_post_injection,
-        )
-        spacing = (float(sim.geometry.pixel_mm), float(sim.geometry.pixel_mm))
-        views = [(View.ANTERIOR, sim.anterior_counts)]
-        if not single:
-            views.append((View.POSTERIOR, sim.posterior_counts))
-        for view, counts in views:
-            images.append(
-                PlanarImage(
-                    counts=np.asarray(counts, dtype=np.float32),
-                    view=view,
-                    view_rule="phantom (in memory)",
-                    pixel_spacing_mm=spacing,
-                    acquisition=acq,
-                    source=SourceRef(uid, f"{uid}.{k + 1}"),
-                    kind=SeriesKind.PLANAR_WHOLE_BODY,
-                )
-            )
-    return images
 
 
 def surround_ratios(study: Any) -> list[float]:

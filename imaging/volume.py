@@ -220,18 +220,23 @@ def _check_consistency(slices: Sequence[_Slice]) -> None:
 # ---------------------------------------------------------------------------- stacking
 
 
+def _check_stack_size(n: int, rows: int, cols: int, max_bytes: int, path: str) -> None:
+    """Raise ``image_too_large`` when ``n`` float32 planes of rows x cols exceed the limit."""
+    total = n * rows * cols * 4
+    if total > max_bytes:
+        raise InvalidInputError(
+            f"{n} slices of {rows}x{cols} need {total} bytes as float32; "
+            f"the limit is {max_bytes} bytes",
+            code="image_too_large",
+            path=path,
+        )
+
+
 def _decode_slices(
     slices: Sequence[_Slice], max_bytes: int, notes: list[str]
 ) -> tuple[list[np.ndarray], str | None]:
     rows, cols = int(slices[0].ds.Rows), int(slices[0].ds.Columns)
-    total = len(slices) * rows * cols * 4
-    if total > max_bytes:
-        raise InvalidInputError(
-            f"{len(slices)} slices of {rows}x{cols} need {total} bytes as float32; "
-            f"the limit is {max_bytes} bytes",
-            code="image_too_large",
-            path=slices[0].path,
-        )
+    _check_stack_size(len(slices), rows, cols, max_bytes, slices[0].path)
     planes: list[np.ndarray] = []
     units: set[str | None] = set()
     for s in slices:
@@ -370,14 +375,7 @@ def _uniform_stack(
     check_declared_size(ref_ds, items[0].path, max_bytes=limit)
     ref = _slice_geometry(items[0].path, ref_ds, notes)
     rows, cols = int(ref_ds.Rows), int(ref_ds.Columns)
-    total = len(items) * rows * cols * 4
-    if total > limit:
-        raise InvalidInputError(
-            f"{len(items)} slices of {rows}x{cols} need {total} bytes as float32; "
-            f"the limit is {limit} bytes",
-            code="image_too_large",
-            path=items[0].path,
-        )
+    _check_stack_size(len(items), rows, cols, limit, items[0].path)
     decoded = decode_frames_with_info(ref_ds, items[0].path, max_bytes=limit)
     dtype = stored_dtype(items[0].raw)
     if notes or decoded.warnings or decoded.scaling not in ("rescale", "none") or dtype is None:
