@@ -37,6 +37,7 @@ from pydicom.uid import (
 )
 
 from octoscan.imaging.errors import InvalidInputError
+from octoscan.imaging.raw_header import SEQUENCE_DELIMITER
 
 # Stable codes raised by this module (also used by discovery's SkippedFile records).
 NOT_DICOM = "not_dicom"
@@ -74,7 +75,7 @@ _VALID_VRS = frozenset(
     b"UR US UT UV".split()
 )
 _EXPLICIT_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
-_SEQ_DELIMITER_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_SEQ_DELIMITER_LE = SEQUENCE_DELIMITER
 _ITEM_HEADER_BYTES = 8  # an encapsulated fragment: item tag and 32-bit length
 _META_START = 132  # 128-byte preamble and 'DICM'
 _META_GROUP_LENGTH_BYTES = 12  # the (0002,0000) UL element itself

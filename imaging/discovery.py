@@ -69,7 +69,7 @@ from octoscan.imaging.dicom_io import (
     read_header,
 )
 from octoscan.imaging.errors import InvalidInputError, OctoscanError
-from octoscan.imaging.pixels import max_image_bytes
+from octoscan.imaging.pixels import max_image_bytes, stored_pixel_bytes
 from octoscan.imaging.raw_header import RawHeader, read_raw_header
 from octoscan.imaging.types import SeriesEntry, SeriesKind, SkippedFile, StudyIndex
 from octoscan.imaging.views import (
@@ -287,7 +287,7 @@ class _Series:
     first: Dataset
     files: list[_File] = field(default_factory=list)
     # what classification reads, as raw bytes of the first file (None: no fast path)
-    signature: tuple[bytes | None, ...] | None = None
+    signature: tuple[object, ...] | None = None
     # image attributes decoded by the fast path, by their raw bytes
     images: dict[tuple[object, ...], tuple[int, int, int, int, int, int] | None] = field(
         default_factory=dict
@@ -423,7 +423,7 @@ def _index_file(text_path: str, state: _WalkState) -> None:
     state.by_sop[sop_uid] = text_path
     if key not in state.series:
         fast = record.kind in _FAST_KINDS and as_uid(record.sop_class_uid or "") in _FAST_CLASSES
-        signature = _signature(raw) if raw is not None and fast else None
+        signature = raw.signature(_SIGNATURE_TAGS) if raw is not None and fast else None
         state.series[key] = _Series(key[0], key[1], ds, signature=signature)
     state.series[key].files.append(record)
 
@@ -479,19 +479,7 @@ _FAST_TAGS = frozenset(
         _BITS_ALLOCATED,
     }
 )
-_NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
-_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _SUPPORTED_SYNTAX: dict[str, bool] = {}
-
-
-def _signature(raw: RawHeader) -> tuple[bytes | None, ...]:
-    """The transfer syntax and the raw bytes (RawHeader.span) of every signature tag."""
-    data, elements = raw.data, raw.elements
-    spans = [
-        None if (found := elements.get(tag)) is None else data[found[1] : found[3]]
-        for tag in _SIGNATURE_TAGS
-    ]
-    return (raw.transfer_syntax.encode(), *spans)
 
 
 def _syntax_supported(uid: str) -> bool:
@@ -522,8 +510,7 @@ def _image_attributes(raw: RawHeader, limit: int) -> _Image | None:
         if spp is None:
             return None
         samples = spp or 1
-    values = rows * columns * frames * samples
-    stored = (values + 7) // 8 if bits == 1 else values * (bits // 8)
+    stored = stored_pixel_bytes(rows, columns, frames, samples, bits)
     if max(stored, rows * columns * frames * 4) > limit:
         return None
     return rows, columns, frames, samples, bits, stored
@@ -532,13 +519,13 @@ def _image_attributes(raw: RawHeader, limit: int) -> _Image | None:
 def _pixels_fit(raw: RawHeader, image: _Image) -> bool:
     """The pixel data holds what the image attributes declare (as check_image_header)."""
     frames, stored = image[2], image[5]
-    if raw.transfer_syntax in _NATIVE:
+    if raw.native:
         length = raw.pixel_length
         if length is None or length < stored:
             return False
         return not (stored // frames > 0 and length - stored >= stored // frames)
     room = (raw.size - raw.pixel_value_offset) // 8
-    return raw.pixel_length is None and raw.tail == _SEQUENCE_DELIMITER and frames <= room
+    return raw.encapsulated_complete and frames <= room
 
 
 def _index_fast(path: str, raw: RawHeader, state: _WalkState) -> bool:
@@ -550,12 +537,14 @@ def _index_fast(path: str, raw: RawHeader, state: _WalkState) -> bool:
     if not sop_uid or not study or not series_uid or sop_uid in state.by_sop:
         return False
     series = state.series.get((study, series_uid))
-    if series is None or series.signature is None or _signature(raw) != series.signature:
+    if series is None or series.signature is None:
+        return False
+    if raw.signature(_SIGNATURE_TAGS) != series.signature:
         return False
     if raw.pixel_tag != _PIXEL_DATA or not _syntax_supported(raw.transfer_syntax):
         return False
     # the image attributes of a series repeat from file to file: decoded once per value
-    key = (raw.transfer_syntax, *(raw.span(tag) for tag in _IMAGE_TAGS))
+    key = raw.signature(_IMAGE_TAGS)
     if key not in series.images:
         series.images[key] = _image_attributes(raw, state.max_image_bytes)
     image = series.images[key]

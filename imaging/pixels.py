@@ -209,12 +209,21 @@ def _number_of_frames(ds: Dataset) -> int:
         return 1
 
 
+def stored_pixel_bytes(rows: int, columns: int, frames: int, samples: int, bits: int) -> int:
+    """Bytes of uncompressed pixel data of that size (1-bit pixels packed 8 to a byte)."""
+    values = rows * columns * frames * samples
+    return (values + 7) // 8 if bits == 1 else values * (bits // 8)
+
+
 def declared_pixel_bytes(ds: Dataset) -> int:
     """Bytes of uncompressed pixel data that Rows, Columns, frames, samples and bits declare."""
-    values = int(ds.Rows) * int(ds.Columns) * _number_of_frames(ds)
-    values *= int(ds.get("SamplesPerPixel") or 1)
-    bits = int(ds.BitsAllocated)
-    return (values + 7) // 8 if bits == 1 else values * (bits // 8)
+    return stored_pixel_bytes(
+        int(ds.Rows),
+        int(ds.Columns),
+        _number_of_frames(ds),
+        int(ds.get("SamplesPerPixel") or 1),
+        int(ds.BitsAllocated),
+    )
 
 
 def _as_int(value: object) -> int | None:

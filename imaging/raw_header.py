@@ -28,7 +28,9 @@ from typing import BinaryIO
 
 __all__ = [
     "HEAD_BYTES",
+    "NATIVE_SYNTAXES",
     "PIXEL_TAGS",
+    "SEQUENCE_DELIMITER",
     "RawHeader",
     "read_raw_header",
 ]
@@ -37,6 +39,8 @@ HEAD_BYTES = 16384  # first read; most headers (CT, PET, NM slices) end well ins
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})  # Pixel Data, Float, Double
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
+NATIVE_SYNTAXES = frozenset({_IMPLICIT_LE, _EXPLICIT_LE})  # uncompressed little endian
+SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD), length 0
 _ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4."  # JPEG family, JPEG-LS, JPEG 2000, HTJ2K
 _RLE = "1.2.840.10008.1.2.5"
 _TRANSFER_SYNTAX = 0x00020010
@@ -105,6 +109,31 @@ class RawHeader:
         if found is None:
             return None
         return self.data[found[1] : found[3]]
+
+    def signature(self, tags: tuple[int, ...]) -> tuple[object, ...]:
+        """The transfer syntax and the :meth:`span` of each of ``tags``: equal signatures mean
+        byte-identical values (or the same absences) in two files."""
+        data, elements = self.data, self.elements
+        spans = [
+            None if (found := elements.get(tag)) is None else data[found[1] : found[3]]
+            for tag in tags
+        ]
+        return (self.transfer_syntax, *spans)
+
+    @property
+    def native(self) -> bool:
+        """True for uncompressed little endian pixel data (read straight into an array)."""
+        return self.transfer_syntax in NATIVE_SYNTAXES
+
+    @property
+    def encapsulated_complete(self) -> bool:
+        """Encapsulated pixel data of undefined length whose file ends with its sequence
+        delimiter (a file cut short does not)."""
+        return (
+            self.pixel_tag is not None
+            and self.pixel_length is None
+            and (self.tail == SEQUENCE_DELIMITER)
+        )
 
     def text(self, tag: int) -> str | None:
         """A string value with padding (spaces, NULs) stripped; None when absent or empty.

@@ -31,7 +31,6 @@ __all__ = [
     "SHARED_TAGS",
     "UniformSlice",
     "decode_encapsulated_plane",
-    "is_native",
     "read_stored_plane",
     "scan_uniform",
     "stored_dtype",
@@ -40,8 +39,6 @@ __all__ = [
 PIXEL_DATA = 0x7FE00010
 IMAGE_POSITION_PATIENT = 0x00200032
 SOP_INSTANCE_UID = 0x00080018
-_NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
-_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _ROWS, _COLUMNS = 0x00280010, 0x00280011
 _BITS_ALLOCATED, _PIXEL_REPRESENTATION = 0x00280100, 0x00280103
 
@@ -118,7 +115,7 @@ def scan_uniform(paths: Sequence[str | Path]) -> list[UniformSlice] | None:
         raw = read_raw_header(path, tags=_RECORDED)
         if raw is None or raw.pixel_tag != PIXEL_DATA:
             return None
-        signature = (raw.transfer_syntax, *(raw.span(tag) for tag in SHARED_TAGS))
+        signature = raw.signature(SHARED_TAGS)
         if first is None:
             dtype = stored_dtype(raw)
             rows, columns = raw.us(_ROWS), raw.us(_COLUMNS)
@@ -131,11 +128,11 @@ def scan_uniform(paths: Sequence[str | Path]) -> list[UniformSlice] | None:
         elif signature != first:
             return None
         length = raw.pixel_length
-        if is_native(raw.transfer_syntax):
+        if raw.native:
             if length is None or not frame_bytes <= length <= frame_bytes + 1:
                 return None
-        elif length is not None or raw.tail != _SEQUENCE_DELIMITER:
-            return None  # encapsulated: undefined length, ending with its delimiter
+        elif not raw.encapsulated_complete:
+            return None
         ipp = raw.decimals(IMAGE_POSITION_PATIENT)
         if ipp is None or len(ipp) != 3 or not all(math.isfinite(v) for v in ipp):
             return None
@@ -143,11 +140,6 @@ def scan_uniform(paths: Sequence[str | Path]) -> list[UniformSlice] | None:
             return None
         out.append(UniformSlice(str(path), raw, np.asarray(ipp, dtype=np.float64)))
     return out or None
-
-
-def is_native(transfer_syntax: str) -> bool:
-    """True for uncompressed little endian pixel data (read straight into an array)."""
-    return transfer_syntax in _NATIVE_LE
 
 
 def decode_encapsulated_plane(item: UniformSlice, options: dict[str, Any]) -> np.ndarray | None:

@@ -67,7 +67,6 @@ from octoscan.imaging.types import AcquisitionInfo, SeriesKind, SourceRef, Volum
 from octoscan.imaging.uniform_slices import (
     UniformSlice,
     decode_encapsulated_plane,
-    is_native,
     read_stored_plane,
     scan_uniform,
     stored_dtype,
@@ -393,8 +392,8 @@ def _uniform_stack(
     # stored + an integral intercept, for 8/16-bit values, is exact in float32: one pass
     # gives the bits of the float64 computation; other mappings go through float64
     exact32 = slope == 1.0 and float(intercept).is_integer() and abs(intercept) < 2**23
-    exact32 = exact32 and dtype.itemsize <= 2 and is_native(items[0].raw.transfer_syntax)
-    native = is_native(items[0].raw.transfer_syntax)
+    native = items[0].raw.native
+    exact32 = exact32 and dtype.itemsize <= 2 and native
     options: dict[str, Any] = {
         "rows": rows,
         "columns": cols,
