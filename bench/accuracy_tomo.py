@@ -58,10 +58,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from octoscan.imaging.phantom.volumes import study_volumes
 from octoscan.imaging.types import (
-    AcquisitionInfo,
-    SeriesKind,
-    SourceRef,
     Volume,
 )
 from octoscan.models.config import ScoringConfig, load_config
@@ -92,62 +90,6 @@ TARGETS = {
 
 # --------------------------------------------------------------------------------------------
 # in-memory images, as the loaders would give them
-
-
-def _affine(grid: Any) -> np.ndarray:
-    """4x4 (plane, row, col) -> LPS of an axis-aligned phantom grid (plane z, row y, col x)."""
-    dz, dy, dx = grid.spacing_mm
-    a = np.zeros((4, 4))
-    a[0, 2], a[1, 1], a[2, 0], a[3, 3] = dx, dy, dz, 1.0
-    a[:3, 3] = grid.origin_mm
-    return a
-
-
-def volumes_of(study: Any) -> tuple[Volume, Volume | None]:
-    """(emission, CT) Volumes of a simulated study, as ``load_spect``/``load_pet``/``load_ct``
-    return them: SPECT in counts, PET in SUVbw, no resolution in the headers."""
-    model = study.activity
-    uid = study.identity.study_instance_uid
-    frame = study.frame_of_reference_uid
-    acq = AcquisitionInfo(
-        modality="PT" if study.pet is not None else "NM",
-        radionuclide=model.tracer.radionuclide,
-        radiopharmaceutical=model.tracer.radiopharmaceutical,
-        injected_activity_mbq=model.injected_activity_mbq,
-        hours_post_injection=model.hours_post_injection,
-        patient_weight_kg=study.anatomy.weight_kg,
-    )
-    if study.pet is not None:
-        factor = float(model.suv_per_kbq_per_ml) / 1000.0  # Bq/mL -> SUVbw
-        emission = Volume(
-            array=(study.pet.array * np.float32(factor)).astype(np.float32),
-            affine=_affine(study.pet.grid),
-            units="SUVbw",
-            kind=SeriesKind.PET,
-            acquisition=acq,
-            source=SourceRef(uid, f"{uid}.2", frame_of_reference_uid=frame),
-            suv_factor=factor,
-        )
-    else:
-        emission = Volume(
-            array=np.asarray(study.spect.array, dtype=np.float32),
-            affine=_affine(study.spect.grid),
-            units="counts",
-            kind=SeriesKind.SPECT,
-            acquisition=acq,
-            source=SourceRef(uid, f"{uid}.20", frame_of_reference_uid=frame),
-        )
-    ct = None
-    if study.ct is not None:
-        ct = Volume(
-            array=np.asarray(study.ct.array, dtype=np.float32),
-            affine=_affine(study.ct.grid),
-            units="HU",
-            kind=SeriesKind.CT,
-            acquisition=AcquisitionInfo(modality="CT"),
-            source=SourceRef(uid, f"{uid}.21", frame_of_reference_uid=frame),
-        )
-    return emission, ct
 
 
 def surround_ratios(study: Any) -> list[float]:
@@ -281,7 +223,7 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
     study = simulate_study(entry.spec)
     st = describe_study(study)
     truth = compose_truth(st, config)
-    emission, ct = volumes_of(study)
+    emission, ct = study_volumes(study)
     surround = surround_ratios(study)
     in_field = [_in_field(emission, les.center_lps_mm) for les in st.lesions]
     field_truth = compose_truth(

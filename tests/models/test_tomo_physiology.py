@@ -8,56 +8,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from octoscan.imaging.phantom.anatomy import Grid, Tissue
+from octoscan.imaging.phantom.anatomy import Tissue
 from octoscan.imaging.phantom.lesions import LesionSite, LesionSpec
 from octoscan.imaging.phantom.study import SimulatedStudy, StudySpec, simulate_study
-from octoscan.imaging.types import AcquisitionInfo, SeriesKind, SourceRef, Volume
+from octoscan.imaging.phantom.volumes import study_volumes
 from octoscan.models.config import load_config
 from octoscan.models.tomo_score import TomoScore, score_tomographic
 
 
-def _affine(grid: Grid) -> np.ndarray:
-    dz, dy, dx = grid.spacing_mm
-    a = np.zeros((4, 4))
-    a[0, 2], a[1, 1], a[2, 0], a[3, 3] = dx, dy, dz, 1.0
-    a[:3, 3] = grid.origin_mm
-    return a
-
-
 def _score(study: SimulatedStudy) -> TomoScore:
     """Score the study's emission volume with its CT, as the loaders would give them."""
-    model = study.activity
-    uid = study.identity.study_instance_uid
-    frame = study.frame_of_reference_uid
-    acq = AcquisitionInfo(
-        modality="PT" if study.pet is not None else "NM",
-        radionuclide=model.tracer.radionuclide,
-        radiopharmaceutical=model.tracer.radiopharmaceutical,
-        hours_post_injection=model.hours_post_injection,
-    )
-    if study.pet is not None:
-        factor = float(model.suv_per_kbq_per_ml) / 1000.0
-        image, units, kind = study.pet, "SUVbw", SeriesKind.PET
-    else:
-        assert study.spect is not None
-        factor, image, units, kind = 1.0, study.spect, "counts", SeriesKind.SPECT
-    emission = Volume(
-        array=(image.array * np.float32(factor)).astype(np.float32),
-        affine=_affine(image.grid),
-        units=units,
-        kind=kind,
-        acquisition=acq,
-        source=SourceRef(uid, uid + ".2", frame_of_reference_uid=frame),
-    )
-    assert study.ct is not None
-    ct = Volume(
-        array=study.ct.array,
-        affine=_affine(study.ct.grid),
-        units="HU",
-        kind=SeriesKind.CT,
-        acquisition=AcquisitionInfo(modality="CT"),
-        source=SourceRef(uid, uid + ".3", frame_of_reference_uid=frame),
-    )
+    emission, ct = study_volumes(study)
+    assert ct is not None
     config = load_config("default")
     return score_tomographic(emission, ct=ct, config=config, tomo=config.tomo)
 
