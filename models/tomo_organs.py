@@ -36,7 +36,8 @@ Method (thresholds from ``[tomo.organs]`` and ``[tomo.ct]``):
    kidneys, within its volume range; the bladder the largest midline basin well below the
    kidneys. When only one kidney is found, the basin at its mirror image is split from two
    seeds (a left kidney that touches a hotter spleen has no maximum of its own). Touching
-   unclassified basins with a similar peak are absorbed into the organ; voxels above
+   unclassified basins with a similar peak and no deep valley between (``_FRAGMENT_PASS``) are
+   absorbed into the organ; voxels above
    ``_CORE_FACTOR`` x an organ's 75th-percentile uptake are cut out of it (a lesion sharing its
    basin; for a kidney pair, x the lower kidney's 75th percentile). When fewer than two
    kidneys stand above ``hot_organ_factor`` x L (68Ga-DOTATATE PET: kidneys about 1-2 x
@@ -90,6 +91,7 @@ _MIRROR_APART_MM = 40.0  # the other organ's seed lies at least this far from it
 _MERGE_PASS = 0.85  # ... and joined by a pass at this fraction of the lower peak
 _SIMILAR = 1.25  # touching basins with peaks and levels within this factor are one organ
 _FRAGMENT_LEVEL = (0.6, 1.2)  # peak range (x organ peak) of a basin merged into an organ
+_FRAGMENT_PASS = 0.6  # ... joined to it by a pass at least this x the fragment's peak
 _CORE_FACTOR = 1.5  # organ voxels above this x the organ's 75th percentile: a lesion core
 _MAX_LIVER_OVERLAP = 0.3  # a hot organ with more than this share in the CT liver is liver
 
@@ -693,10 +695,16 @@ def _merge_similar(basins: np.ndarray, s: np.ndarray, stats: list[_Basin]) -> No
     basins[...] = lut[basins]
 
 
-def _absorb_fragments(basins: np.ndarray, stats: list[_Basin], organ_labels: list[int]) -> None:
+def _absorb_fragments(
+    basins: np.ndarray, s: np.ndarray, stats: list[_Basin], organ_labels: list[int]
+) -> None:
     """Merge into each organ the unclassified basins that touch it with a similar level
-    (peak within ``_FRAGMENT_LEVEL`` of the organ's peak): pieces of the same organ that
-    noise or shape split off. Hotter neighbours stay apart (lesions)."""
+    (peak within ``_FRAGMENT_LEVEL`` of the organ's peak) and no deep valley between them
+    (the pass, the highest uptake along the shared boundary, at least ``_FRAGMENT_PASS`` x
+    the fragment's peak): pieces of the same organ that noise or shape split off. Hotter
+    neighbours and neighbours behind a deep valley stay apart (a pancreatic lesion in front
+    of the left kidney is about as hot as the kidney, but the blurred gap between them is
+    well below both)."""
     by_label = {b.label: b for b in stats}
     organ_set = set(organ_labels)
     for label in organ_labels:
@@ -707,13 +715,21 @@ def _absorb_fragments(basins: np.ndarray, stats: list[_Basin], organ_labels: lis
             for b, n in zip(box, basins.shape, strict=True)
         )
         sub = basins[grown]
-        ring = ndimage.binary_dilation(sub == label) & (sub != label) & (sub > 0)
+        sub_s = s[grown]
+        own = sub == label
+        ring = ndimage.binary_dilation(own) & ~own & (sub > 0)
         for other in np.unique(sub[ring]):
             o = int(other)
             if o in organ_set or o not in by_label:
                 continue
-            ratio = by_label[o].peak / organ.peak if organ.peak > 0 else math.inf
-            if _FRAGMENT_LEVEL[0] <= ratio <= _FRAGMENT_LEVEL[1]:
+            frag = by_label[o]
+            ratio = frag.peak / organ.peak if organ.peak > 0 else math.inf
+            if not _FRAGMENT_LEVEL[0] <= ratio <= _FRAGMENT_LEVEL[1]:
+                continue
+            side_o = (sub == o) & ndimage.binary_dilation(own)
+            side_b = own & ndimage.binary_dilation(sub == o)
+            passing = min(float(sub_s[side_o].max()), float(sub_s[side_b].max()))
+            if passing >= _FRAGMENT_PASS * frag.peak:
                 basins[basins == o] = label
 
 
@@ -800,7 +816,7 @@ def locate_organs(
         if len(retry[2][1]) > len(kidney_bs) and (retry[2][0] is not None or spleen_b is None):
             basins, stats, (spleen_b, kidney_bs, bladder_b) = retry
     organ_labels = [b.label for b in (spleen_b, *kidney_bs) if b is not None]
-    _absorb_fragments(basins, stats, organ_labels)
+    _absorb_fragments(basins, s, stats, organ_labels)
     spleen = _carve(basins == spleen_b.label, s) if spleen_b is not None else None
     if spleen is not None and ct_hu is not None and method == METHOD_CT:
         hu = gaussian_mm(ct_hu, ct.smoothing_fwhm_mm, spacing)

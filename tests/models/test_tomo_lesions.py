@@ -165,6 +165,30 @@ def test_lesions_found_centred_sized_and_corrected() -> None:
     assert found.liver_level == pytest.approx(tb.LIVER_COUNTS, rel=0.1)
 
 
+def test_lesion_in_front_of_a_kidney_is_not_taken_for_kidney() -> None:
+    """A pancreatic lesion in front of the left kidney, about as hot as the kidney after
+    blurring and joined to it above the hot-organ threshold, but behind a deep valley: the
+    kidney mask must not swallow it, and it is found and graded above the spleen."""
+    lesion = tb.Sphere((35.0, 28.0, 990.0), 10.0, 7.0)
+    found, emission = _detect((lesion,))
+    cfg = tb.tomo_config()
+    grid = working_grid(emission, working_voxel_mm=cfg.resolution.working_voxel_mm)
+    organs = locate_organs(
+        grid.reduce(emission.array), grid, ct_hu=None, organs=cfg.organs, ct=cfg.ct
+    )
+    assert len(organs.kidneys) == 2
+    inv = np.linalg.inv(grid.affine)
+    centre = tuple(np.round(inv[:3, :3] @ np.array(lesion.centre) + inv[:3, 3]).astype(int))
+    assert not any(k[centre] for k in organs.kidneys)
+    # each kidney keeps a normal kidney's size (the lesion's 4 mL not added to one of them)
+    vox = float(np.prod(grid.spacing_mm)) / 1000.0
+    volumes = sorted(float(k.sum()) * vox for k in organs.kidneys)
+    assert volumes[1] / volumes[0] < 1.15
+    hit, distance = _match(found, lesion)
+    assert distance <= 6.0
+    assert hit.corrected_peak > tb.LEVELS["spleen"] * tb.LIVER_COUNTS
+
+
 def test_lesion_no_hotter_than_liver_inside_liver_is_not_called() -> None:
     iso = tb.Sphere((-85.0, -25.0, 1025.0), 15.0, 1.05)
     found, _ = _detect((iso,))
