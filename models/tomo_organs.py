@@ -92,6 +92,7 @@ _MERGE_PASS = 0.85  # ... and joined by a pass at this fraction of the lower pea
 _SIMILAR = 1.25  # touching basins with peaks and levels within this factor are one organ
 _FRAGMENT_LEVEL = (0.6, 1.2)  # peak range (x organ peak) of a basin merged into an organ
 _FRAGMENT_PASS = 0.6  # ... joined to it by a pass at least this x the fragment's peak
+_MIRROR_FRAGMENT_MM = 15.0  # a kidney fragment mirrored across the midline: this near the other
 _CORE_FACTOR = 1.5  # organ voxels above this x the organ's 75th percentile: a lesion core
 _MAX_LIVER_OVERLAP = 0.3  # a hot organ with more than this share in the CT liver is liver
 
@@ -696,7 +697,15 @@ def _merge_similar(basins: np.ndarray, s: np.ndarray, stats: list[_Basin]) -> No
 
 
 def _absorb_fragments(
-    basins: np.ndarray, s: np.ndarray, stats: list[_Basin], organ_labels: list[int]
+    basins: np.ndarray,
+    s: np.ndarray,
+    stats: list[_Basin],
+    organ_labels: list[int],
+    *,
+    kidney_pair: tuple[int, int] | None = None,
+    midline_x_mm: float = 0.0,
+    affine: np.ndarray | None = None,
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> None:
     """Merge into each organ the unclassified basins that touch it with a similar level
     (peak within ``_FRAGMENT_LEVEL`` of the organ's peak) and no deep valley between them
@@ -704,9 +713,30 @@ def _absorb_fragments(
     the fragment's peak): pieces of the same organ that noise or shape split off. Hotter
     neighbours and neighbours behind a deep valley stay apart (a pancreatic lesion in front
     of the left kidney is about as hot as the kidney, but the blurred gap between them is
-    well below both)."""
+    well below both). For a kidney pair (``kidney_pair``, with ``midline_x_mm`` and the grid
+    ``affine``), a fragment of one kidney must also mirror onto the other: its centre,
+    reflected across the midline, lies within ``_MIRROR_FRAGMENT_MM`` of the partner's basin
+    (a pole split off by noise does; a liver lesion above the right kidney does not)."""
     by_label = {b.label: b for b in stats}
     organ_set = set(organ_labels)
+    partner: dict[int, np.ndarray] = {}
+    if kidney_pair is not None and affine is not None:
+        inv = np.linalg.inv(affine)
+        a, b = kidney_pair
+        for own_label, other_label in ((a, b), (b, a)):
+            partner[own_label] = distance_to_mm(
+                basins == other_label, spacing, max_mm=_MIRROR_FRAGMENT_MM
+            )
+
+    def mirrors(own_label: int, frag: _Basin) -> bool:
+        if own_label not in partner:
+            return True
+        point = np.array([2.0 * midline_x_mm - frag.centre[0], frag.centre[1], frag.centre[2]])
+        idx = np.round(inv[:3, :3] @ point + inv[:3, 3]).astype(int)
+        if np.any(idx < 0) or np.any(idx >= np.asarray(basins.shape)):
+            return False
+        return bool(np.isfinite(partner[own_label][tuple(idx)]))
+
     for label in organ_labels:
         organ = by_label[label]
         box = ndimage.find_objects((basins == label).astype(np.int8))[0]
@@ -729,7 +759,7 @@ def _absorb_fragments(
             side_o = (sub == o) & ndimage.binary_dilation(own)
             side_b = own & ndimage.binary_dilation(sub == o)
             passing = min(float(sub_s[side_o].max()), float(sub_s[side_b].max()))
-            if passing >= _FRAGMENT_PASS * frag.peak:
+            if passing >= _FRAGMENT_PASS * frag.peak and mirrors(label, frag):
                 basins[basins == o] = label
 
 
@@ -816,7 +846,16 @@ def locate_organs(
         if len(retry[2][1]) > len(kidney_bs) and (retry[2][0] is not None or spleen_b is None):
             basins, stats, (spleen_b, kidney_bs, bladder_b) = retry
     organ_labels = [b.label for b in (spleen_b, *kidney_bs) if b is not None]
-    _absorb_fragments(basins, s, stats, organ_labels)
+    _absorb_fragments(
+        basins,
+        s,
+        stats,
+        organ_labels,
+        kidney_pair=(kidney_bs[0].label, kidney_bs[1].label) if len(kidney_bs) == 2 else None,
+        midline_x_mm=body.midline_x_mm,
+        affine=affine,
+        spacing=spacing,
+    )
     spleen = _carve(basins == spleen_b.label, s) if spleen_b is not None else None
     if spleen is not None and ct_hu is not None and method == METHOD_CT:
         hu = gaussian_mm(ct_hu, ct.smoothing_fwhm_mm, spacing)

@@ -67,8 +67,9 @@ def test_pet_sets_the_thyroid_and_marrow_aside(pet) -> None:
 
 def test_pet_finds_both_kidneys_below_the_hot_organ_level(pet) -> None:
     study, score = pet
-    kidneys = [o for o in score.organs if o.organ.startswith("kidney")]
+    kidneys = sorted(o.volume_ml or 0.0 for o in score.organs if o.organ.startswith("kidney"))
     assert len(kidneys) == 2
+    assert kidneys[1] / kidneys[0] < 1.4  # without the lesion, a pair of similar size
     for organ in kidneys:
         tissue = Tissue.KIDNEY_LEFT if organ.organ == "kidney_left" else Tissue.KIDNEY_RIGHT
         assert organ.center_lps_mm is not None
@@ -100,3 +101,28 @@ def test_spect_sensitivity_on_a_fixed_phantom() -> None:
     assert len(liver_lesions) >= 2
     liver = score.reference("liver")
     assert liver is not None and liver.mean == pytest.approx(100.0, rel=0.1)
+
+
+def test_liver_lesion_above_the_right_kidney_is_not_taken_for_kidney() -> None:
+    """Cohort study 7 of seed 1: an 18 mm liver lesion (7.6 x liver) in the posterior right
+    lobe, 55 mm above the right kidney's centre and joined to it in the hot-organ search. The
+    kidney must not absorb it (it has no mirror image in the left kidney): it is found, in the
+    liver, graded above liver."""
+    from octoscan.imaging.phantom.cohort import cohort_specs
+
+    study = simulate_study(cohort_specs(8, seed=1, kind="all")[7].spec)
+    score = _score(study)
+    hot = [les for les in study.lesions if les.site == LesionSite.LIVER and les.ratio_liver > 5.0]
+    assert len(hot) == 1
+    lesion = hot[0]
+    matches = [
+        les
+        for les in score.lesions
+        if np.linalg.norm(np.subtract(les.center_lps_mm, lesion.center_mm)) <= 15.0
+    ]
+    assert len(matches) == 1
+    assert matches[0].region == "liver"
+    assert matches[0].grade >= 3
+    kidneys = sorted(o.volume_ml or 0.0 for o in score.organs if o.organ.startswith("kidney"))
+    assert len(kidneys) == 2
+    assert kidneys[1] / kidneys[0] < 1.4  # without the lesion, a pair of similar size
