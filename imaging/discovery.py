@@ -70,7 +70,7 @@ from octoscan.imaging.dicom_io import (
 )
 from octoscan.imaging.errors import InvalidInputError, OctoscanError
 from octoscan.imaging.pixels import max_image_bytes, stored_pixel_bytes
-from octoscan.imaging.raw_header import RawHeader, read_raw_header
+from octoscan.imaging.raw_header import HeaderTemplate, RawHeader, read_raw_header
 from octoscan.imaging.types import SeriesEntry, SeriesKind, SkippedFile, StudyIndex
 from octoscan.imaging.views import (
     SingleViewFile,
@@ -288,6 +288,8 @@ class _Series:
     files: list[_File] = field(default_factory=list)
     # what classification reads, as raw bytes of the first file (None: no fast path)
     signature: tuple[object, ...] | None = None
+    # the first file's raw header, the template of its later files' walks
+    template: HeaderTemplate | None = None
     # image attributes decoded by the fast path, by their raw bytes
     images: dict[tuple[object, ...], tuple[int, int, int, int, int, int] | None] = field(
         default_factory=dict
@@ -383,11 +385,12 @@ class _WalkState:
     radionuclides: dict[tuple[str, str], str | None] = field(default_factory=dict)
     n_non_dicom: int = 0
     max_image_bytes: int = 0  # the size limit of the walk (read once)
+    like: HeaderTemplate | None = None  # template of the series of the file filed last
 
 
 def _index_file(text_path: str, state: _WalkState) -> None:
     """Read one file's header and file it under its series, or record why it is skipped."""
-    raw = read_raw_header(text_path, tags=_FAST_TAGS)
+    raw = read_raw_header(text_path, tags=_FAST_TAGS, like=state.like)
     if raw is not None and _index_fast(text_path, raw, state):
         return
     path = Path(text_path)
@@ -423,9 +426,15 @@ def _index_file(text_path: str, state: _WalkState) -> None:
     state.by_sop[sop_uid] = text_path
     if key not in state.series:
         fast = record.kind in _FAST_KINDS and as_uid(record.sop_class_uid or "") in _FAST_CLASSES
-        signature = raw.signature(_SIGNATURE_TAGS) if raw is not None and fast else None
-        state.series[key] = _Series(key[0], key[1], ds, signature=signature)
-    state.series[key].files.append(record)
+        signature = template = None
+        if raw is not None and fast:
+            signature = raw.signature(_SIGNATURE_TAGS)
+            template = HeaderTemplate(raw, tags=_FAST_TAGS)
+        state.series[key] = _Series(key[0], key[1], ds, signature=signature, template=template)
+    series = state.series[key]
+    series.files.append(record)
+    if series.template is not None:
+        state.like = series.template
 
 
 # --------------------------------------------------------------------------- fast path
@@ -436,6 +445,8 @@ def _index_file(text_path: str, state: _WalkState) -> None:
 # every value classification reads is byte for byte the first file's and every check of
 # check_image_header passes on its raw values; anything else (a check that fails, a
 # duplicate, an unusual header) takes the full path above, which gives the reason.
+# Each file's raw header is walked with the HeaderTemplate of the series filed last (that
+# series' first file): runs of elements byte-identical to it are not walked one by one.
 
 _FAST_KINDS = frozenset({SeriesKind.CT, SeriesKind.PET, SeriesKind.SPECT})
 _FAST_CLASSES = _CT_CLASSES | _PET_CLASSES  # NM classification reads more of the header
@@ -490,6 +501,8 @@ def _syntax_supported(uid: str) -> bool:
 
 _IMAGE_TAGS = (_ROWS, _COLUMNS, _NUMBER_OF_FRAMES, _SAMPLES_PER_PIXEL, _BITS_ALLOCATED)
 _Image = tuple[int, int, int, int, int, int]  # rows, columns, frames, samples, bits, stored
+_CHECKED_TAGS = _SIGNATURE_TAGS + _IMAGE_TAGS
+_N_SIGNATURE = 1 + len(_SIGNATURE_TAGS)  # the transfer syntax, then the signature tags
 
 
 def _image_attributes(raw: RawHeader, limit: int) -> _Image | None:
@@ -539,12 +552,14 @@ def _index_fast(path: str, raw: RawHeader, state: _WalkState) -> bool:
     series = state.series.get((study, series_uid))
     if series is None or series.signature is None:
         return False
-    if raw.signature(_SIGNATURE_TAGS) != series.signature:
+    # classification values, then image attributes (which repeat from file to file:
+    # decoded once per value), as raw bytes
+    signature = raw.signature(_CHECKED_TAGS)
+    if signature[:_N_SIGNATURE] != series.signature:
         return False
     if raw.pixel_tag != _PIXEL_DATA or not _syntax_supported(raw.transfer_syntax):
         return False
-    # the image attributes of a series repeat from file to file: decoded once per value
-    key = raw.signature(_IMAGE_TAGS)
+    key = signature[_N_SIGNATURE:]
     if key not in series.images:
         series.images[key] = _image_attributes(raw, state.max_image_bytes)
     image = series.images[key]
@@ -567,6 +582,7 @@ def _index_fast(path: str, raw: RawHeader, state: _WalkState) -> bool:
         )
     )
     state.by_sop[sop_uid] = path
+    state.like = series.template
     return True
 
 

@@ -14,6 +14,11 @@ not end where it says, no Pixel Data and no exact end of file), and callers then
 pydicom reader of :mod:`octoscan.imaging.dicom_io`, which gives the precise error code. A
 header it accepts is one pydicom reads the same way.
 
+Slices of one series repeat most of their header bytes: a :class:`HeaderTemplate` of the
+first slice lets the walk of a later one (``read_raw_header(..., like=template)``) compare
+runs of whole elements with the template's bytes (one ``startswith`` per run) and walk one
+by one only the elements that differ (UIDs, positions); the result is the same either way.
+
 Offsets are byte offsets from the start of the file; tags are 32-bit ints (group << 16 |
 element).
 """
@@ -22,15 +27,16 @@ from __future__ import annotations
 
 import os
 import struct
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 __all__ = [
     "HEAD_BYTES",
     "NATIVE_SYNTAXES",
     "PIXEL_TAGS",
     "SEQUENCE_DELIMITER",
+    "HeaderTemplate",
     "RawHeader",
     "read_raw_header",
 ]
@@ -180,7 +186,11 @@ class RawHeader:
 
 
 def read_raw_header(
-    path: str | Path, *, head_bytes: int = HEAD_BYTES, tags: frozenset[int] | None = None
+    path: str | Path,
+    *,
+    head_bytes: int = HEAD_BYTES,
+    tags: frozenset[int] | None = None,
+    like: HeaderTemplate | None = None,
 ) -> RawHeader | None:
     """The raw header of ``path``, or None when the fast path does not vouch for the file.
 
@@ -188,25 +198,239 @@ def read_raw_header(
     is longer), never the pixel data. OS errors also give None: the full reader reports them.
     ``tags``: record only these top-level elements (all are walked and checked the same way;
     fewer records cost less in a loop over thousands of files); None records every one.
+    ``like``: a header of a similar file (a slice of the same series); runs of whole
+    elements whose bytes equal that header's are taken from it instead of walked one by
+    one. The result is the same with or without it.
     """
     try:
-        with open(path, "rb") as fp:
-            size = os.fstat(fp.fileno()).st_size
-            data = fp.read(min(head_bytes, size))
-            try:
-                return _parse(str(path), size, data, fp, tags)
-            except _NeedsFullReaderError:
-                return None
-    except OSError:
+        fd = os.open(path, os.O_RDONLY)
+    except (OSError, ValueError):
         return None
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, min(head_bytes, size))
+        return _parse(str(path), size, data, fd, tags, like)
+    except (OSError, _NeedsFullReaderError):
+        return None
+    finally:
+        os.close(fd)
+
+
+class _Layout:
+    """Top-level elements of one part of a template header (File Meta or data set): tag and
+    offset of each, the offset past the last, and the records a walk adds for them."""
+
+    __slots__ = (
+        "heads",
+        "index",
+        "key_at",
+        "keys",
+        "len_at",
+        "next_stop",
+        "offsets",
+        "records",
+        "tags",
+        "view",
+        "vrs",
+        "want",
+    )
+
+    def __init__(
+        self,
+        view: memoryview,
+        tags: list[int],
+        offsets: list[int],
+        records: dict[int, tuple[bytes | None, int, int, int]],
+        recorded: frozenset[int] | None,
+    ) -> None:
+        self.view = view
+        self.tags = tuple(tags)
+        self.offsets = tuple(offsets)
+        self.index = {tag: i for i, tag in enumerate(tags)}
+        self.keys = tuple(t for t in tags if recorded is None or t in recorded)
+        self.records = tuple(records[t] for t in self.keys)
+        self.key_at = tuple(bisect_left(self.keys, t) for t in (*tags, 0xFFFFFFFF))
+        # next_stop[i]: the first element at or after i seen to differ (len(tags): none)
+        self.next_stop = [len(tags)] * (len(tags) + 1)
+        # for follow(): each element's tag and VR bytes, where its length field starts
+        # (0: never followed) and its VR
+        self.heads: tuple[bytes, ...] = ()
+        self.len_at: tuple[int, ...] = ()
+        self.vrs: tuple[bytes | None, ...] = ()
+        self.want = tuple(recorded is None or t in recorded for t in tags)
+
+    def prepare_follow(self, data: bytes, implicit: bool) -> None:
+        """Fill what :meth:`follow` reads (data set layouts only)."""
+        heads, len_at, vrs = [], [], []
+        for pos in self.offsets[:-1]:
+            vr = None if implicit else data[pos + 4 : pos + 6]
+            at = 4 if implicit else (8 if vr in _LONG_VRS else 6)
+            heads.append(data[pos : pos + (4 if implicit else 6)])
+            undefined = at != 6 and _LONG.unpack_from(data, pos + at)[0] == _UNDEFINED
+            len_at.append(0 if undefined else at)  # sequences of undefined length: walked
+            vrs.append(vr)
+        self.heads, self.len_at, self.vrs = tuple(heads), tuple(len_at), tuple(vrs)
+
+    def run(
+        self,
+        data: bytes,
+        pos: int,
+        i: int,
+        elements: dict[int, tuple[bytes | None, int, int, int]],
+    ) -> int:
+        """Index j >= i such that the bytes of elements i..j-1 repeat at ``pos``: records
+        of those elements (shifted to ``pos``) go into ``elements``. Learns element j
+        differs when it was not known to."""
+        offsets, view = self.offsets, self.view
+        start = offsets[i]
+        j = self.next_stop[i]
+        if not data.startswith(view[start : offsets[j]], pos):
+            j, bad = i, j  # the longest run before a new difference (binary search)
+            while bad - j > 1:
+                mid = (j + bad) >> 1
+                if data.startswith(view[start : offsets[mid]], pos):
+                    j = mid
+                else:
+                    bad = mid
+            stops, k = self.next_stop, j
+            while k >= 0 and stops[k] > j:
+                stops[k] = j
+                k -= 1
+        if j > i:
+            a, b = self.key_at[i], self.key_at[j]
+            if a != b:
+                delta = pos - start
+                if delta:
+                    for tag, (vr, s, length, e) in zip(
+                        self.keys[a:b], self.records[a:b], strict=True
+                    ):
+                        elements[tag] = (vr, s + delta, length, e + delta)
+                else:
+                    elements.update(zip(self.keys[a:b], self.records[a:b], strict=True))
+        return j
+
+    def follow(
+        self,
+        data: bytes,
+        pos: int,
+        i: int,
+        elements: dict[int, tuple[bytes | None, int, int, int]],
+    ) -> tuple[int, int]:
+        """Walk from element i (at ``pos``) while the file follows the template: runs of
+        identical elements (:meth:`run`), and elements that differ in value only (same tag
+        and VR, a defined length, within ``data``) read from their own header. Returns the
+        index and offset where it stopped; the caller's walk goes on from there."""
+        tags, offsets, stops, len_at = self.tags, self.offsets, self.next_stop, self.len_at
+        count, n = len(tags), len(data)
+        while i < count:
+            if stops[i] != i:
+                j = self.run(data, pos, i, elements)
+                pos += offsets[j] - offsets[i]
+                i = j
+                if i == count:
+                    break
+            at = len_at[i]
+            if not at or not data.startswith(self.heads[i], pos):
+                break
+            if at == 6:
+                if pos + 8 > n:
+                    break
+                length = data[pos + 6] | (data[pos + 7] << 8)
+                start = pos + 8
+            else:
+                start = pos + at + 4
+                if start > n:
+                    break
+                (length,) = _LONG.unpack_from(data, pos + at)
+                if length == _UNDEFINED:
+                    break
+            end = start + length
+            if end > n:
+                break
+            if self.want[i]:
+                elements[tags[i]] = (self.vrs[i], start, length, end)
+            pos = end
+            i += 1
+        return i, pos
+
+
+_NO_LAYOUT = _Layout(memoryview(b""), [], [0], {}, None)
+
+
+class HeaderTemplate:
+    """The element layout of one header, for :func:`read_raw_header` ``like=``.
+
+    Built once (per series) from a :class:`RawHeader` read with the same ``tags``: the
+    offset and tag of each top-level element before the pixel data (walked again over
+    ``raw.data``) and the records a walk makes of them. It also learns which elements
+    differ from file to file (UIDs, positions), so that a later file's walk compares the runs
+    between them in one step; what it learns changes the cost of a walk, never its result.
+    """
+
+    __slots__ = ("data_set", "implicit_vr", "meta", "meta_length", "meta_length_at", "wanted")
+
+    def __init__(self, raw: RawHeader, *, tags: frozenset[int] | None = None) -> None:
+        data = raw.data
+        buf = _Bytes(data, -1, len(data))
+        pos = 132
+        meta_tags: list[int] = []
+        meta_offsets: list[int] = []
+        while data[pos : pos + 2] == b"\x02\x00":  # File Meta: explicit VR
+            tag, _vr, start, length = _element(buf, pos, False)
+            meta_tags.append(tag)
+            meta_offsets.append(pos)
+            pos = start + length
+        meta_offsets.append(pos)
+        offsets: list[int] = []
+        walked: list[int] = []
+        while pos < len(data):
+            tag, _vr, start, length = _element(buf, pos, raw.implicit_vr)
+            if tag in PIXEL_TAGS:
+                break
+            walked.append(tag)
+            offsets.append(pos)
+            end = start + length
+            if length == _UNDEFINED:
+                end = _skip_sequence(buf, start, raw.implicit_vr, 0)
+            pos = end
+        offsets.append(pos)
+        view = memoryview(data[:pos])  # the header only: a copy not holding pixel bytes
+        missing = [t for t in walked if (tags is None or t in tags) and t not in raw.elements]
+        if missing:
+            raise ValueError(
+                f"{raw.path}: {len(missing)} element(s) of tags not recorded in the header "
+                f"(first {missing[0]:08X}); read it with the same tags"
+            )
+        self.implicit_vr = raw.implicit_vr
+        self.wanted = tags
+        self.meta_length = raw.meta_group_length
+        self.data_set = _Layout(view, walked, offsets, raw.elements, tags)
+        self.data_set.prepare_follow(data, raw.implicit_vr)
+        if meta_tags != sorted(set(meta_tags)):
+            meta_tags, meta_offsets = [], [meta_offsets[0]]  # repeated tags: walk them
+        self.meta = _Layout(view, meta_tags, meta_offsets, raw.elements, None)
+        # index of the group length element the walk took meta_length from (-1: none)
+        found = raw.elements.get(_META_GROUP_LENGTH)
+        length_at = self.meta.index.get(_META_GROUP_LENGTH, -1)
+        self.meta_length_at = length_at if found is not None and found[2] == 4 else -1
+
+    def differing_tags(self) -> tuple[int, ...]:
+        """Tags of the template's elements (File Meta, then data set) seen to differ in a
+        file read with it so far."""
+        return tuple(
+            layout.tags[i]
+            for layout in (self.meta, self.data_set)
+            for i in range(len(layout.tags))
+            if layout.next_stop[i] == i
+        )
 
 
 class _Bytes:
-    """The bytes read so far; :meth:`need` reads the rest of the file once when short."""
+    """The bytes read so far; :meth:`need` reads more of the file when short."""
 
-    def __init__(self, data: bytes, fp: BinaryIO, size: int) -> None:
+    def __init__(self, data: bytes, fd: int, size: int) -> None:
         self.data = data
-        self._fp = fp
+        self._fd = fd
         self._size = size
 
     def need(self, end: int) -> bytes:
@@ -215,24 +439,44 @@ class _Bytes:
                 raise _NeedsFullReaderError
             # grow by doubling: a long header costs a few reads, never the pixel data
             want = min(max(end, 2 * len(self.data)), self._size)
-            self.data += self._fp.read(want - len(self.data))
+            have = len(self.data)
+            self.data += os.pread(self._fd, want - have, have)
             if end > len(self.data):
                 raise _NeedsFullReaderError
         return self.data
 
 
 def _parse(
-    path: str, size: int, head: bytes, fp: BinaryIO, wanted: frozenset[int] | None
+    path: str,
+    size: int,
+    head: bytes,
+    fd: int,
+    wanted: frozenset[int] | None,
+    like: HeaderTemplate | None,
 ) -> RawHeader:
     if len(head) < 144 or head[128:132] != b"DICM":
         raise _NeedsFullReaderError
-    buf = _Bytes(head, fp, size)
+    buf = _Bytes(head, fd, size)
     elements: dict[int, tuple[bytes | None, int, int, int]] = {}
     # File Meta: explicit VR little endian, group 0002 only
     pos = 132
     meta_length: int | None = None
+    data = head
+    # template: mi is the index of its meta element expected at pos (-1: none)
+    t_meta = _NO_LAYOUT if like is None else like.meta
+    gl_at, gl_value = (-1, None) if like is None else (like.meta_length_at, like.meta_length)
+    m_n, m_index, m_stops = len(t_meta.tags), t_meta.index, t_meta.next_stop
+    mi = 0
     while True:
-        data = buf.need(pos + 8)
+        if 0 <= mi < m_n and m_stops[mi] != mi:
+            j = t_meta.run(data, pos, mi, elements)
+            if j > mi:
+                if mi <= gl_at < j:
+                    meta_length = gl_value
+                pos += t_meta.offsets[j] - t_meta.offsets[mi]
+                mi = j
+        if pos + 12 > len(data):
+            data = buf.need(pos + 8)
         group, element, vr, length = _SHORT.unpack_from(data, pos)
         if group != 0x0002:
             break
@@ -246,11 +490,13 @@ def _parse(
             raise _NeedsFullReaderError
         if length == _UNDEFINED:
             raise _NeedsFullReaderError
-        data = buf.need(start + length)
+        if start + length > len(data):
+            data = buf.need(start + length)
         tag = (group << 16) | element
         elements[tag] = (vr, start, length, start + length)
         if tag == _META_GROUP_LENGTH and length == 4:
             (meta_length,) = _LONG.unpack_from(data, start)
+        mi = m_index.get(tag, -2) + 1
         pos = start + length
     if meta_length is not None and pos != 132 + 12 + meta_length:
         raise _NeedsFullReaderError  # the group length lies: let the full reader judge
@@ -271,15 +517,34 @@ def _parse(
     pixel_offset = size
     pixel_length: int | None = None
     last_tag = 0x0002FFFF
-    data = buf.data
     n = len(data)
     short, long_, implicit_s = _SHORT.unpack_from, _LONG.unpack_from, _IMPLICIT.unpack_from
     header_bytes = _HEADER_BYTES
     undefined = _UNDEFINED
+    # template: ti is the index of its element expected at pos (-1: none)
+    t_set = _NO_LAYOUT
+    if (
+        like is not None
+        and like.implicit_vr == implicit
+        and (like.wanted is wanted or like.wanted == wanted)
+    ):
+        t_set = like.data_set
+    t_tags, t_index = t_set.tags, t_set.index
+    t_n = len(t_tags)
+    ti = 0
     # The element walk is the hot loop of discovery: element headers are unpacked inline
     # (tag and VR checks as in _element) and the buffer is only grown when a header or value
     # runs past the bytes read so far.
     while pos != size:  # pos == size: no pixel data, the last element ended the file
+        if 0 <= ti < t_n and t_tags[ti] > last_tag:
+            # as far as the file follows the template: the walk over those elements would
+            # find what follow() finds (tags in order, known VRs, lengths within data)
+            i, pos = t_set.follow(data, pos, ti, elements)
+            if i > ti:
+                last_tag = t_tags[i - 1]
+                ti = i
+                if pos == size:
+                    break
         if pos + 12 > n:
             data = buf.need(min(pos + 12, size))
             n = len(data)
@@ -326,11 +591,11 @@ def _parse(
                 n = len(data)
         if wanted is None or tag in wanted:
             elements[tag] = (vr, start, length, end)
+        ti = t_index.get(tag, -2) + 1
         pos = end
     tail = b""
     if pixel_tag is not None and pixel_length is None:
-        fp.seek(size - 8)
-        tail = fp.read(8)
+        tail = os.pread(fd, 8, size - 8)
     return RawHeader(
         path=path,
         size=size,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import struct
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 
 from octoscan.imaging import discovery
 from octoscan.imaging.discovery import discover
-from octoscan.imaging.raw_header import read_raw_header
+from octoscan.imaging.raw_header import HeaderTemplate, read_raw_header
 from tests.imaging import nm_builders as b
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-dicom"
@@ -154,6 +156,173 @@ def test_object_without_pixel_data_ends_the_file(tmp_path: Path) -> None:
     _same_as_pydicom(path)
 
 
+# --------------------------------------------------------------------------- templates
+
+SOP_INSTANCE_UID = 0x00080018
+INSTANCE_NUMBER = 0x00200013
+IMAGE_POSITION = 0x00200032
+SUBSET = frozenset({0x00020002, 0x00080016, SOP_INSTANCE_UID, INSTANCE_NUMBER, IMAGE_POSITION})
+
+
+def _template(path: Path, tags: frozenset[int] | None = None) -> HeaderTemplate:
+    raw = read_raw_header(path, tags=tags)
+    assert raw is not None, path
+    return HeaderTemplate(raw, tags=tags)
+
+
+def _sop_uid(instance: int) -> str:
+    return "1.2.826.0.1.3680043.8.498.1." + "9" * instance  # longer and longer
+
+
+def _ct_series(folder: Path, n: int) -> list[Path]:
+    # instance 1..n: UIDs and positions of growing length shift the later elements
+    paths = []
+    for i in range(1, n + 1):
+        ds = b.ct_slice(instance=i)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _sop_uid(i)
+        paths.append(b.write(ds, folder / f"s{i:02d}.dcm"))
+    return paths
+
+
+@pytest.mark.parametrize("tags", [None, SUBSET])
+def test_a_template_gives_the_same_header_as_a_plain_walk(tmp_path: Path, tags) -> None:
+    paths = _ct_series(tmp_path, 12)
+    like = _template(paths[0], tags)
+    for i, path in enumerate(paths, start=1):
+        raw = read_raw_header(path, tags=tags, like=like)
+        assert raw == read_raw_header(path, tags=tags), path
+        assert raw is not None
+        assert raw.text(SOP_INSTANCE_UID) == _sop_uid(i)
+        assert raw.integer(INSTANCE_NUMBER) == i
+        assert raw.decimals(IMAGE_POSITION) == (0.0, 0.0, float(i))
+        assert raw.us(0x00280010) == (None if tags else 4)
+    # what differs from slice to slice is what the walks learned to stop at
+    assert set(like.differing_tags()) == {
+        0x00020000,  # File Meta group length: the SOP Instance UID grows
+        0x00020003,
+        SOP_INSTANCE_UID,
+        INSTANCE_NUMBER,
+        IMAGE_POSITION,
+    }
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real-dicom not present")
+def test_templates_of_other_real_files_give_the_same_headers() -> None:
+    paths = [p for p in _real_files() if read_raw_header(p) is not None]
+    likes = [_template(p) for p in paths]
+    # each file against its neighbours (mostly its own series) and a few far-off files
+    for i, path in enumerate(paths):
+        plain = read_raw_header(path)
+        for k in {i - 1, i + 1, i + 2, 0, len(paths) // 2, len(paths) - 1}:
+            if 0 <= k < len(paths):
+                assert read_raw_header(path, like=likes[k]) == plain, (path, paths[k])
+    assert sum(bool(like.differing_tags()) for like in likes) > len(likes) // 2
+
+
+def test_a_template_never_vouches_for_a_broken_file(tmp_path: Path) -> None:
+    good = b.write(b.ct_slice(), tmp_path / "good.dcm")
+    like = _template(good)
+    same = bytearray(good.read_bytes())
+    cut = b.truncate(b.copy(good, tmp_path / "cut.dcm"), drop_bytes=4)
+    assert read_raw_header(cut, like=like) is None  # pixel data shorter than declared
+    lying = b.copy(good, tmp_path / "meta.dcm")
+    _set_meta_group_length(lying, 10)
+    assert read_raw_header(lying, like=like) is None
+    long_value = bytearray(same)
+    at = bytes(long_value).index(b"\x08\x00\x60\x00CS")  # Modality
+    long_value[at + 6 : at + 8] = struct.pack("<H", 0xFFF0)
+    (tmp_path / "len.dcm").write_bytes(bytes(long_value))
+    assert read_raw_header(tmp_path / "len.dcm", like=like) is None
+    # Modality renamed (0008,0070): out of order before Manufacturer... and SOP Class
+    disorder = bytearray(same)
+    at = bytes(disorder).index(b"\x08\x00\x16\x00UI")  # SOP Class UID
+    disorder[at : at + 4] = b"\x08\x00\x90\x00"  # (0008,0090): past its successor
+    (tmp_path / "order.dcm").write_bytes(bytes(disorder))
+    assert read_raw_header(tmp_path / "order.dcm") is None
+    assert read_raw_header(tmp_path / "order.dcm", like=like) is None
+    assert read_raw_header(good, like=like) == read_raw_header(good)
+
+
+def test_a_template_follows_values_that_differ_and_walks_what_it_does_not_know(
+    tmp_path: Path,
+) -> None:
+    first = b.pet_slice()  # a sequence of defined length in the template
+    first["RadiopharmaceuticalInformationSequence"].is_undefined_length = False
+    like = _template(b.write(first, tmp_path / "p1.dcm"))
+    later = b.pet_slice()
+    later.SOPInstanceUID = later.file_meta.MediaStorageSOPInstanceUID = _sop_uid(2)
+    later.ImagePositionPatient = [0.0, 0.0, -1234.5]  # a longer value
+    item = later.RadiopharmaceuticalInformationSequence[0]
+    item.RadionuclideTotalDose = "370000000"
+    later["RadiopharmaceuticalInformationSequence"].is_undefined_length = True
+    path = b.write(later, tmp_path / "p2.dcm")
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(b"\x20\x00\x13\x00IS")  # InstanceNumber: VR IS -> DS
+    data[at + 4 : at + 6] = b"DS"
+    path.write_bytes(bytes(data))
+    raw = read_raw_header(path, like=like)
+    assert raw == read_raw_header(path)
+    assert raw is not None and raw.decimals(IMAGE_POSITION) == (0.0, 0.0, -1234.5)
+    assert raw.elements[INSTANCE_NUMBER][0] == b"DS"
+    assert raw.elements[0x00540016][2] == 0xFFFFFFFF  # walked to its delimiter
+    assert raw.span(0x00540016).endswith(b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+    assert raw.text(SOP_INSTANCE_UID) == _sop_uid(2)
+    assert {IMAGE_POSITION, INSTANCE_NUMBER, 0x00540016} <= set(like.differing_tags())
+    for head_bytes in (200, 300, 400):  # values running past the first read
+        short = read_raw_header(path, like=like, head_bytes=head_bytes)
+        assert short == read_raw_header(path, head_bytes=head_bytes)
+        assert short is not None and short.text(SOP_INSTANCE_UID) == _sop_uid(2)
+
+
+def test_a_template_agrees_with_the_plain_walk_on_damaged_headers(tmp_path: Path) -> None:
+    paths = _ct_series(tmp_path, 3)
+    pet = b.pet_slice()  # nested sequences
+    pet["RadiopharmaceuticalInformationSequence"].is_undefined_length = True
+    paths.append(b.write(pet, tmp_path / "pet.dcm"))
+    rng = random.Random(11)
+    mutant = tmp_path / "mutant.dcm"
+    outcomes = Counter()
+    for path in paths:
+        like = _template(path)
+        data = path.read_bytes()
+        end = read_raw_header(path).pixel_value_offset  # type: ignore[union-attr]
+        for _ in range(150):
+            damaged = bytearray(data)
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                damaged[rng.randrange(128, end)] = rng.choice(
+                    (0, 1, 0x7F, 0xFF, rng.randrange(256))
+                )
+            mutant.write_bytes(bytes(damaged))
+            plain = read_raw_header(mutant)
+            assert read_raw_header(mutant, like=like) == plain, bytes(damaged[:end])
+            outcomes[plain is None] += 1
+    assert outcomes[True] > 50 and outcomes[False] > 50  # both kinds of outcome were tried
+
+
+def test_a_template_of_another_syntax_or_tag_set_is_not_used(tmp_path: Path) -> None:
+    explicit = b.write(b.ct_slice(instance=2), tmp_path / "explicit.dcm")
+    ds = b.ct_slice(instance=3)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    implicit = tmp_path / "implicit.dcm"
+    ds.save_as(implicit, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    for path, like in ((explicit, _template(implicit)), (implicit, _template(explicit))):
+        assert read_raw_header(path, like=like) == read_raw_header(path)
+    subset = _template(explicit, SUBSET)
+    assert read_raw_header(implicit, like=subset) == read_raw_header(implicit)
+    assert read_raw_header(explicit, like=subset) == read_raw_header(explicit)
+    # only its File Meta (always recorded whole) was compared, never its data set
+    assert {t >> 16 for t in subset.differing_tags()} == {0x0002}
+
+
+def test_a_template_needs_the_elements_of_its_tags(tmp_path: Path) -> None:
+    path = b.write(b.ct_slice(), tmp_path / "ct.dcm")
+    raw = read_raw_header(path, tags=SUBSET)
+    assert raw is not None
+    with pytest.raises(ValueError, match="not recorded in the header"):
+        HeaderTemplate(raw)  # read with SUBSET, asked to stand for every tag
+    assert HeaderTemplate(raw, tags=SUBSET).data_set.keys[0] == 0x00080016
+
+
 # --------------------------------------------------------------------------- discovery
 
 
@@ -204,3 +373,38 @@ def test_fast_and_full_discovery_agree_on_the_real_files(monkeypatch) -> None:
     fast = discover(REAL)
     _full_path_only(monkeypatch)
     assert discover(REAL) == fast
+
+
+def test_discovery_reads_later_slices_with_their_series_template(tmp_path, monkeypatch) -> None:
+    # two series, a slice with an extra element and one missing an element
+    for i in range(1, 13):
+        b.write(b.ct_slice(instance=i), tmp_path / f"a{i:02d}.dcm")
+        pet = b.pet_slice()
+        pet.SOPInstanceUID = pet.file_meta.MediaStorageSOPInstanceUID = b.uid("pet", i)
+        pet.InstanceNumber = i
+        b.write(pet, tmp_path / f"b{i:02d}.dcm")
+    extra = b.ct_slice(instance=13)
+    extra.ImageComments = "one more element"
+    b.write(extra, tmp_path / "a13.dcm")
+    fewer = b.ct_slice(instance=14)
+    del fewer.RescaleSlope
+    b.write(fewer, tmp_path / "a14.dcm")
+    likes: dict[str, object] = {}
+
+    def spy(path, **kw):
+        likes[os.path.basename(path)] = kw.get("like")
+        return read_raw_header(path, **kw)
+
+    monkeypatch.setattr(discovery, "read_raw_header", spy)
+    fast = discover(tmp_path)
+    assert {s.kind.value: len(s.files) for s in fast.series} == {"ct": 14, "pet": 12}
+    assert not fast.skipped
+    ct_like, pet_like = likes["a02.dcm"], likes["b02.dcm"]
+    assert isinstance(ct_like, HeaderTemplate) and isinstance(pet_like, HeaderTemplate)
+    assert ct_like is not pet_like and likes["a01.dcm"] is None
+    assert all(likes[f"a{i:02d}.dcm"] is ct_like for i in range(2, 15))
+    assert all(likes[f"b{i:02d}.dcm"] is pet_like for i in range(2, 13))
+    assert likes["b01.dcm"] is ct_like  # the first PET slice: the last series' template
+    assert 0x00200032 in ct_like.differing_tags()  # positions differ from slice to slice
+    _full_path_only(monkeypatch)
+    assert discover(tmp_path) == fast
