@@ -47,8 +47,9 @@ Detection (``[tomo.detection]``; working grid, LPS mm):
    ``adrenal_max_ratio_spleen`` x spleen (or kidney); on PET the uncinate-process zone
    (medial to the right kidney, 20-90 mm in front of it, within 40 mm of its height) below
    ``uncinate_max_ratio_liver`` x liver; with a fused CT, fluid density (at least
-   ``_FLUID_MIN_FRACTION`` of the lesion core in [``fluid_hu_min``, ``fluid_hu_max``]:
-   gallbladder, urine, bowel content).
+   ``_FLUID_MIN_FRACTION`` of the lesion core in [``fluid_hu_min``, ``fluid_hu_max``], or
+   of the whole region when the core is under ``_FLUID_MIN_CORE_ML``: gallbladder, urine,
+   bowel content).
 
 Measurement (original grid): ``center_lps_mm`` is the centroid of the segmented region (not
 the peak, which is reported separately as ``peak_lps_mm``); ``diameter_mm`` and
@@ -111,7 +112,7 @@ _SADDLE_FRACTION = 0.8  # a maximum joined to an organ above this fraction is th
 _HOTTER_THAN_ORGAN = 1.5  # ... unless it is this much hotter than the organ (75th percentile)
 _CORE_FRACTION = 0.7  # lesion core (for CT values): above this fraction of the peak excess
 _FLUID_MIN_FRACTION = 0.7  # share of core voxels in the fluid window that makes it fluid
-_FLUID_MIN_CORE_ML = 2.0  # smaller cores mix with their surroundings on CT: not judged
+_FLUID_MIN_CORE_ML = 2.0  # smaller cores mix with their surroundings: the region is judged
 _ADRENAL_ABOVE_MM = 50.0
 _ADRENAL_BELOW_MM = 20.0
 _ADRENAL_MEDIAL_MM = 10.0
@@ -982,8 +983,11 @@ def _exclusion(
                 )
     if ctx.ct_hu is not None:
         core = _core(ctx, region, box, t, background)
-        if core.sum() * ctx.vox_ml >= _FLUID_MIN_CORE_ML:
-            hu = ctx.ct_hu[box][core]
+        # a faint spot's core is small: its whole region is judged instead (a node in fat
+        # is not fluid by this test: its rim holds fat, below the fluid window)
+        judged = core if core.sum() * ctx.vox_ml >= _FLUID_MIN_CORE_ML else region
+        if judged.sum() * ctx.vox_ml >= _FLUID_MIN_CORE_ML:
+            hu = ctx.ct_hu[box][judged]
             fluid = (hu >= ctx.ct_cfg.fluid_hu_min) & (hu <= ctx.ct_cfg.fluid_hu_max)
             if float(fluid.mean()) >= _FLUID_MIN_FRACTION:
                 return "fluid", (

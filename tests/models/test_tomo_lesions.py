@@ -216,6 +216,22 @@ def test_accessory_spleen_is_excluded_with_a_reason() -> None:
     assert "pancreatic-tail" in found.excluded[0].reason
 
 
+def test_faint_fluid_spot_with_a_small_core_is_judged_on_its_region() -> None:
+    """A faint hot spot (gallbladder-like: bile at 8 HU, 1.5 x liver) whose core is below the
+    2 mL the CT test needs is judged on its whole region and set aside as fluid; a node of
+    the same size and uptake in fat is kept (its region's rim holds fat, not fluid)."""
+    bile = tb.Sphere((-40.0, -95.0, 960.0), 11.0, 1.5)
+    fat = tb.Sphere((50.0, -20.0, 1120.0), 24.0, tb.LEVELS["soft"])
+    node = tb.Sphere((50.0, -20.0, 1120.0), 11.0, 1.5)
+    ct = tb.ct_volume((bile, fat, node), lesion_hu=(8.0, -100.0, 40.0))
+    found, _ = _detect((bile, fat, node), ct_hu=ct)
+    assert [e.kind for e in found.excluded] == ["fluid"]
+    excluded = found.excluded[0]
+    assert np.linalg.norm(np.subtract(excluded.center_lps_mm, bile.centre)) < 8.0
+    assert len(found.findings) == 1
+    assert np.linalg.norm(np.subtract(found.findings[0].center_lps_mm, node.centre)) < 8.0
+
+
 def test_fluid_density_hot_spot_is_excluded_on_ct() -> None:
     bile = tb.Sphere((-40.0, -95.0, 960.0), 14.0, 2.0)  # hot, but water-dense on CT
     node = tb.Sphere((50.0, -20.0, 1120.0), 12.0, 6.0)
