@@ -696,6 +696,17 @@ def _merge_similar(basins: np.ndarray, s: np.ndarray, stats: list[_Basin]) -> No
     basins[...] = lut[basins]
 
 
+def _inside_any(
+    basins: np.ndarray, organs: list[_Basin], point_lps_mm: np.ndarray, affine: np.ndarray
+) -> bool:
+    """Whether ``point_lps_mm`` lies in the basin of one of ``organs`` (labels of ``basins``)."""
+    inv = np.linalg.inv(affine)
+    idx = np.round(inv[:3, :3] @ np.asarray(point_lps_mm) + inv[:3, 3]).astype(int)
+    if np.any(idx < 0) or np.any(idx >= np.asarray(basins.shape)):
+        return False
+    return int(basins[tuple(idx)]) in {b.label for b in organs}
+
+
 def _absorb_fragments(
     basins: np.ndarray,
     s: np.ndarray,
@@ -843,7 +854,14 @@ def locate_organs(
         retry = _hot_organs(
             s, body, liver, level, affine, spacing, organs, factor=organs.kidney_retry_factor
         )
-        if len(retry[2][1]) > len(kidney_bs) and (retry[2][0] is not None or spleen_b is None):
+        more = len(retry[2][1]) > len(kidney_bs)
+        if more and (
+            retry[2][0] is not None
+            or spleen_b is None
+            or _inside_any(retry[0], retry[2][1], spleen_b.centre, affine)
+        ):
+            # (the last: the "spleen" found before is one of the kidneys the retry pairs, as
+            # after a splenectomy when the left kidney is the hottest basin on the left)
             basins, stats, (spleen_b, kidney_bs, bladder_b) = retry
     organ_labels = [b.label for b in (spleen_b, *kidney_bs) if b is not None]
     _absorb_fragments(

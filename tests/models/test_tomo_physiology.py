@@ -130,3 +130,22 @@ def test_liver_lesion_above_the_right_kidney_is_not_taken_for_kidney() -> None:
     for organ in kidneys:
         assert organ.mask is not None and organ.mask.shape == score.shape
         assert not organ.mask[idx]
+
+
+def test_pet_after_splenectomy_does_not_take_the_left_kidney_for_the_spleen() -> None:
+    """PET/CT cohort study 1 of seed 1 (splenectomy): the kidneys (about 1.5 x liver) stand
+    below the hot-organ level; the search at the body-based level finds the left kidney as
+    the hottest left-sided basin. The kidney retry pairs both kidneys, so that basin is a
+    kidney: both kidneys are outlined, no spleen, and no lesion is reported in a kidney."""
+    from octoscan.imaging.phantom.cohort import cohort_specs
+
+    entry = cohort_specs(2, seed=1, kind="pet-ct")[1]
+    assert entry.edge_case == "splenectomy"
+    study = simulate_study(entry.spec)
+    score = _score(study)
+    names = {o.organ for o in score.organs}
+    assert {"kidney_left", "kidney_right"} <= names
+    assert "spleen" not in names
+    for tissue in (Tissue.KIDNEY_LEFT, Tissue.KIDNEY_RIGHT):
+        assert not _found(score, tuple(_organ_centre(study, tissue)), 35.0)
+    assert any("kidneys used as the grade-4 reference" in w for w in score.warnings)
