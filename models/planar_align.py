@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.feature import match_template
 
 from octoscan.imaging.types import PlanarImage, View
 from octoscan.models.config import AlignmentConfig
@@ -110,11 +109,45 @@ def estimate_shift(
     if template.std() == 0.0:
         return (0.0, 0.0), 0.0
     # ncc[i, j] belongs to the coarse shift (i - max_r, j - max_c)
-    ncc = match_template(fs, template)
+    ncc = normalized_cross_correlation(fs, template)
     i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
     sub_r = _parabolic(ncc[i - 1, j], ncc[i, j], ncc[i + 1, j]) if 0 < i < ncc.shape[0] - 1 else 0.0
     sub_c = _parabolic(ncc[i, j - 1], ncc[i, j], ncc[i, j + 1]) if 0 < j < ncc.shape[1] - 1 else 0.0
     return ((int(i) - max_r + sub_r) * k, (int(j) - max_c + sub_c) * k), float(ncc[i, j])
+
+
+def _window_sums(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Sum of ``image`` over every placement of a ``shape`` window inside it ("valid")."""
+    c = np.zeros((image.shape[0] + 1, image.shape[1] + 1))
+    c[1:, 1:] = image.cumsum(axis=0).cumsum(axis=1)
+    h, w = shape
+    return c[h:, w:] - c[:-h, w:] - c[h:, :-w] + c[:-h, :-w]
+
+
+def normalized_cross_correlation(image: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Pearson correlation of ``template`` with every placement inside ``image``.
+
+    out[i, j] correlates template with image[i : i + h, j : j + w] ("valid" placements,
+    shape (rows - h + 1, cols - w + 1)); 0 where the image window is flat. Numerator by FFT,
+    window means and variances from summed-area tables (Lewis' fast normalised
+    cross-correlation).
+    """
+    image = np.asarray(image, dtype=np.float64)
+    t = np.asarray(template, dtype=np.float64)
+    h, w = t.shape
+    n = float(h * w)
+    t0 = t - t.mean()
+    t_ss = float((t0 * t0).sum())
+    fr, fc = image.shape[0] + h - 1, image.shape[1] + w - 1
+    spec = np.fft.rfft2(image, (fr, fc)) * np.fft.rfft2(t0[::-1, ::-1], (fr, fc))
+    full = np.fft.irfft2(spec, (fr, fc))
+    numerator = full[h - 1 : image.shape[0], w - 1 : image.shape[1]]
+    sums = _window_sums(image, (h, w))
+    sq = _window_sums(image * image, (h, w))
+    var = np.maximum(sq - sums * sums / n, 0.0)
+    denom = np.sqrt(var * t_ss)
+    ok = denom > 1e-12 * max(float(denom.max()), 1e-300)
+    return np.where(ok, numerator / np.where(ok, denom, 1.0), 0.0)
 
 
 def _shift_axis(arr: np.ndarray, shift: float, axis: int, squared: bool) -> np.ndarray:
