@@ -44,6 +44,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from octoscan.imaging import jpeg_lossless
 from octoscan.imaging.dicom_io import as_uid, describe_exception, open_capped
 from octoscan.imaging.errors import ConfigError, InvalidInputError
 
@@ -410,11 +411,23 @@ def _check_photometric(ds: Dataset, path: str | Path) -> None:
 # ---------------------------------------------------------------------------- decoding
 
 
+def _pixel_array(ds: Dataset, uid: UID) -> np.ndarray:
+    """``ds.pixel_array``; JPEG lossless through libjpeg-turbo first when available
+    (:mod:`octoscan.imaging.jpeg_lossless`), pydicom's own plugins if it declines."""
+    if uid in jpeg_lossless.SYNTAXES and jpeg_lossless.register():
+        ds.pixel_array_options(decoding_plugin=jpeg_lossless.PLUGIN)
+        try:
+            return ds.pixel_array
+        except Exception:  # declined or failed: the default plugins decide
+            ds.pixel_array_options(decoding_plugin="")
+    return ds.pixel_array
+
+
 def _decode_stored(ds: Dataset, path: str | Path, uid: UID, notes: list[str]) -> np.ndarray:
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         try:
-            arr = ds.pixel_array
+            arr = _pixel_array(ds, uid)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # decoder plugins raise many exception types

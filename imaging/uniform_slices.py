@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from octoscan.imaging import jpeg_lossless
 from octoscan.imaging.errors import InvalidInputError
 from octoscan.imaging.raw_header import RawHeader, read_raw_header
 
@@ -152,15 +153,22 @@ def decode_encapsulated_plane(item: UniformSlice, options: dict[str, Any]) -> np
     with open(item.path, "rb") as fp:
         fp.seek(item.raw.pixel_value_offset)
         data = fp.read()
-    try:
-        array, _meta = get_decoder(item.raw.transfer_syntax).as_array(data, **options)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # plugins raise many types; pylibjpeg-rle a Rust panic
-        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+    decoder = get_decoder(item.raw.transfer_syntax)
+    attempts: list[dict[str, Any]] = [options]
+    if item.raw.transfer_syntax in jpeg_lossless.SYNTAXES and jpeg_lossless.register():
+        # libjpeg-turbo first (about 6x faster); pydicom's own plugins if it declines
+        attempts.insert(0, {**options, "decoding_plugin": jpeg_lossless.PLUGIN})
+    for attempt in attempts:
+        try:
+            array, _meta = decoder.as_array(data, **attempt)
+        except (KeyboardInterrupt, SystemExit):
             raise
-        return None
-    return array
+        except BaseException as exc:  # plugins raise many types; pylibjpeg-rle a Rust panic
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            continue
+        return array
+    return None
 
 
 def read_stored_plane(item: UniformSlice, out: np.ndarray) -> None:

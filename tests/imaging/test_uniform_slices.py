@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pydicom import dcmread
-from pydicom.uid import JPEGLSLossless, RLELossless
+from pydicom.uid import JPEGLosslessSV1, JPEGLSLossless, RLELossless
 
 from octoscan.imaging import pixels, volume
 from octoscan.imaging.uniform_slices import scan_uniform
@@ -115,3 +117,25 @@ def test_a_differing_slice_is_not_uniform(tmp_path) -> None:
     np.testing.assert_array_equal(vol.array[k], ct_values(k, 4, 3) - 1000.0)
     other = (k + 1) % 3
     np.testing.assert_array_equal(vol.array[other], ct_values(other, 4, 3) - 1024.0)
+
+
+@pytest.mark.skipif(shutil.which("dcmcjpeg") is None, reason="dcmtk (dcmcjpeg) not installed")
+def test_jpeg_lossless_uniform_series_through_libjpeg_turbo(tmp_path, monkeypatch) -> None:
+    """JPEG lossless (compressed by dcmtk): the fast path decodes with the libjpeg-turbo
+    plugin, and the volume equals the per-file path's and the written values."""
+    from pydicom.pixels import get_decoder
+
+    from octoscan.imaging import jpeg_lossless
+
+    built = ct_series(tmp_path / "plain", n=4, rows=16, cols=16)
+    (tmp_path / "jpeg").mkdir()
+    paths = []
+    for path in built.paths:
+        out = tmp_path / "jpeg" / path.name
+        subprocess.run(["dcmcjpeg", "+e1", str(path), str(out)], check=True)
+        paths.append(out)
+    fast, slow, n_reads = _both(paths, monkeypatch)
+    assert n_reads == 1
+    assert jpeg_lossless.PLUGIN in get_decoder(JPEGLosslessSV1).available_plugins
+    _assert_same(fast, slow)
+    np.testing.assert_array_equal(fast.array[2], ct_values(2, 16, 16) - 1024.0)
