@@ -307,6 +307,41 @@ def _polygon_area(points: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
 
 
+def simplify_polyline(points: np.ndarray, tolerance: float) -> np.ndarray:
+    """The vertices of ``points`` (N, 2) that Douglas-Peucker keeps at ``tolerance`` (same
+    units): every dropped point lies within ``tolerance`` of the kept chain's segment that
+    spans it. First and last points are kept (a closed outline that repeats its first point
+    stays closed). Written here rather than taken from scikit-image, whose
+    ``approximate_polygon`` module imports scipy.signal (0.8 s in each worker process)."""
+    pts = np.asarray(points, dtype=np.float64)
+    n = len(pts)
+    if n < 3 or tolerance <= 0:
+        return pts
+    keep = np.zeros(n, dtype=bool)
+    keep[0] = keep[-1] = True
+    stack = [(0, n - 1)]
+    while stack:
+        i, j = stack.pop()
+        if j - i < 2:
+            continue
+        a, b = pts[i], pts[j]
+        inner = pts[i + 1 : j]
+        ab = b - a
+        length2 = float(ab @ ab)
+        if length2 > 0.0:
+            t = np.clip((inner - a) @ ab / length2, 0.0, 1.0)
+            nearest = a + t[:, None] * ab
+        else:  # the chain returns to its start: distance to that point
+            nearest = a
+        dist = np.hypot(*(inner - nearest).T)
+        k = int(np.argmax(dist))
+        if dist[k] > tolerance:
+            m = i + 1 + k
+            keep[m] = True
+            stack.extend(((i, m), (m, j)))
+    return pts[keep]
+
+
 def mask_outline(mask: np.ndarray) -> tuple[np.ndarray, int] | None:
     """Closed outline (N, 2) in (row, col) pixel-index coordinates of the largest part of
     ``mask`` (on pixel edges, corners cut diagonally), and the number of parts. None for an
@@ -317,7 +352,7 @@ def mask_outline(mask: np.ndarray) -> tuple[np.ndarray, int] | None:
     _, n_parts = ndimage.label(mask)
     contours = measure.find_contours(np.pad(mask, 1).astype(np.float32), 0.5)
     best = max(contours, key=lambda c: abs(_polygon_area(c))) - 1.0
-    outline = measure.approximate_polygon(best, tolerance=_POLYGON_TOLERANCE_PX)
+    outline = simplify_polyline(best, _POLYGON_TOLERANCE_PX)
     if not np.array_equal(outline[0], outline[-1]):
         outline = np.vstack([outline, outline[:1]])
     return outline, int(n_parts)

@@ -3,6 +3,7 @@ pseudonymisation and discovery, on phantom studies written as real DICOM."""
 
 import dataclasses
 import io
+import itertools
 import json
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ from octoscan.pipelines.dicom_sr import (  # noqa: E402
     mask_outline,
     planar_region,
     scored_view,
+    simplify_polyline,
 )
 from octoscan.pipelines.dicom_uids import (  # noqa: E402
     body_part,
@@ -919,6 +921,41 @@ def test_mask_outline_and_mirroring_on_a_tiny_grid():
     shifted = dataclasses.replace(frames, mirrored=False, column_offset=100)
     assert shifted.to_source_xy(np.array([[2.0, 2.0]])).tolist() == [[102.5, 2.5]]
     assert mask_outline(np.zeros((3, 3), bool)) is None
+
+
+def test_simplify_polyline_keeps_every_point_within_tolerance():
+    """Douglas-Peucker on a noisy closed outline: the kept vertices are points of the input,
+    the outline stays closed, every dropped point lies within the tolerance of the kept
+    chain, and about as many vertices remain as scikit-image's approximate_polygon keeps
+    (the same algorithm; ties between equally distant points may be broken differently)."""
+    from skimage.measure import approximate_polygon
+
+    rng = np.random.default_rng(5)
+    angle = np.linspace(0.0, 2.0 * np.pi, 200)
+    radius = 20.0 + rng.normal(0.0, 0.4, angle.size)
+    ring = np.c_[30.0 + radius * np.sin(angle), 30.0 + radius * np.cos(angle)]
+    ring[-1] = ring[0]
+    kept = simplify_polyline(ring, 0.5)
+    assert np.array_equal(kept[0], kept[-1])
+    assert all(any(np.array_equal(k, p) for p in ring) for k in kept)
+    assert 10 < len(kept) < 100
+    segments = list(itertools.pairwise(kept))
+
+    def distance(p, a, b):
+        ab = b - a
+        t = np.clip((p - a) @ ab / (ab @ ab), 0.0, 1.0)
+        return float(np.hypot(*(p - (a + t * ab))))
+
+    assert max(min(distance(p, a, b) for a, b in segments) for p in ring) <= 0.5 + 1e-9
+    assert abs(len(kept) - len(approximate_polygon(ring, tolerance=0.5))) <= 2
+    square = np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 2.0], [2.0, 2.0], [2.0, 0.0], [0.0, 0.0]])
+    assert simplify_polyline(square, 0.1).tolist() == [
+        [0.0, 0.0],
+        [0.0, 2.0],
+        [2.0, 2.0],
+        [2.0, 0.0],
+        [0.0, 0.0],
+    ]
 
 
 def test_fit_panel_shrinks_by_an_integer_factor():
