@@ -132,8 +132,11 @@ def fuse_lesions(
     confirmed: set[int] = set()
     proposed: list[Lesion] = []
     z_map: np.ndarray | None = None  # computed on the first candidate proposal
+    # the peak: where the image smoothed to the apparent-peak resolution is highest in the
+    # component (the detection smoothing would pull it towards a hotter neighbour)
+    peak_image = smooth(image, fwhm_to_sigma_px(det.peak_fwhm_mm, spacing))
     for comp in comps:
-        flat = int(np.argmax(np.where(comp, smoothed, -np.inf)))
+        flat = int(np.argmax(np.where(comp, peak_image, -np.inf)))
         peak_rc = (flat // image.shape[1], flat % image.shape[1])
         hit = [
             i

@@ -326,3 +326,21 @@ def test_fusion_proposes_only_confident_supported_spots_away_from_set_aside_upta
     assert [les.source for les in kept.lesions] == ["both", "cnn"]
     with pytest.raises(ValueError, match="propose_min_probability"):
         FusionConfig(propose_min_probability=0.0)
+
+
+def test_fusion_places_a_proposal_at_its_own_peak_not_a_warmer_neighbour() -> None:
+    """A CNN component holding a small hot spot and the edge of a broad warm structure: the
+    proposal's peak is the spot (read at the apparent-peak smoothing); the detection
+    smoothing would flatten the 8 mm spot below the broad structure and move the peak."""
+    from octoscan.models.cnn_fusion import fuse_lesions
+
+    base = _score()
+    image = base.scoring_image.copy()
+    image[_disk(SHAPE, (100, 42), 8)] = 110.0  # broad, warm
+    image[_disk(SHAPE, (100, 28), 1)] = 160.0  # small, hot
+    score = dataclasses.replace(base, scoring_image=image, variance_image=image.copy())
+    fused = fuse_lesions(score, _prediction(((100, 32), 6)), CONFIG)
+    proposed = [les for les in fused.lesions if les.source == "cnn"]
+    assert len(proposed) == 1
+    assert proposed[0].center_rc is not None
+    assert math.hypot(proposed[0].center_rc[0] - 100, proposed[0].center_rc[1] - 28) <= 1.0
