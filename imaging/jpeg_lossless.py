@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 from pydicom.uid import JPEGLossless, JPEGLosslessSV1
 
-__all__ = ["DECODER_DEPENDENCIES", "PLUGIN", "decode_frame", "is_available", "register"]
+__all__ = [
+    "DECODER_DEPENDENCIES",
+    "PLUGIN",
+    "decode_frame",
+    "is_available",
+    "preferred_plugin",
+    "register",
+]
 
 PLUGIN = "octoscan-libjpeg-turbo"
 SYNTAXES = (JPEGLossless, JPEGLosslessSV1)
@@ -74,3 +81,9 @@ def register() -> bool:
                 decoder.add_plugin(PLUGIN, (__name__, "decode_frame"))
         _state["done"] = ok
     return _state["done"]
+
+
+def preferred_plugin(uid: str) -> str | None:
+    """:data:`PLUGIN` when frames of transfer syntax ``uid`` should be tried with it first
+    (a JPEG lossless syntax and the plugin registered), else None."""
+    return PLUGIN if uid in SYNTAXES and register() else None

@@ -414,8 +414,9 @@ def _check_photometric(ds: Dataset, path: str | Path) -> None:
 def _pixel_array(ds: Dataset, uid: UID) -> np.ndarray:
     """``ds.pixel_array``; JPEG lossless through libjpeg-turbo first when available
     (:mod:`octoscan.imaging.jpeg_lossless`), pydicom's own plugins if it declines."""
-    if uid in jpeg_lossless.SYNTAXES and jpeg_lossless.register():
-        ds.pixel_array_options(decoding_plugin=jpeg_lossless.PLUGIN)
+    plugin = jpeg_lossless.preferred_plugin(uid)
+    if plugin is not None:
+        ds.pixel_array_options(decoding_plugin=plugin)
         try:
             return ds.pixel_array
         except Exception:  # declined or failed: the default plugins decide

@@ -155,9 +155,10 @@ def decode_encapsulated_plane(item: UniformSlice, options: dict[str, Any]) -> np
         data = fp.read()
     decoder = get_decoder(item.raw.transfer_syntax)
     attempts: list[dict[str, Any]] = [options]
-    if item.raw.transfer_syntax in jpeg_lossless.SYNTAXES and jpeg_lossless.register():
+    plugin = jpeg_lossless.preferred_plugin(item.raw.transfer_syntax)
+    if plugin is not None:
         # libjpeg-turbo first (about 6x faster); pydicom's own plugins if it declines
-        attempts.insert(0, {**options, "decoding_plugin": jpeg_lossless.PLUGIN})
+        attempts.insert(0, {**options, "decoding_plugin": plugin})
     for attempt in attempts:
         try:
             array, _meta = decoder.as_array(data, **attempt)

@@ -696,15 +696,24 @@ def _merge_similar(basins: np.ndarray, s: np.ndarray, stats: list[_Basin]) -> No
     basins[...] = lut[basins]
 
 
+def _index_of(
+    point_lps_mm: np.ndarray, affine: np.ndarray, shape: tuple[int, ...]
+) -> tuple[int, int, int] | None:
+    """The voxel (plane, row, col) of the grid (``affine``, ``shape``) holding an LPS point,
+    or None outside the grid."""
+    inv = np.linalg.inv(affine)
+    idx = np.round(inv[:3, :3] @ np.asarray(point_lps_mm) + inv[:3, 3]).astype(int)
+    if np.any(idx < 0) or np.any(idx >= np.asarray(shape)):
+        return None
+    return (int(idx[0]), int(idx[1]), int(idx[2]))
+
+
 def _inside_any(
     basins: np.ndarray, organs: list[_Basin], point_lps_mm: np.ndarray, affine: np.ndarray
 ) -> bool:
     """Whether ``point_lps_mm`` lies in the basin of one of ``organs`` (labels of ``basins``)."""
-    inv = np.linalg.inv(affine)
-    idx = np.round(inv[:3, :3] @ np.asarray(point_lps_mm) + inv[:3, 3]).astype(int)
-    if np.any(idx < 0) or np.any(idx >= np.asarray(basins.shape)):
-        return False
-    return int(basins[tuple(idx)]) in {b.label for b in organs}
+    idx = _index_of(point_lps_mm, affine, basins.shape)
+    return idx is not None and int(basins[idx]) in {b.label for b in organs}
 
 
 def _absorb_fragments(
@@ -732,7 +741,6 @@ def _absorb_fragments(
     organ_set = set(organ_labels)
     partner: dict[int, np.ndarray] = {}
     if kidney_pair is not None and affine is not None:
-        inv = np.linalg.inv(affine)
         a, b = kidney_pair
         for own_label, other_label in ((a, b), (b, a)):
             partner[own_label] = distance_to_mm(
@@ -742,11 +750,10 @@ def _absorb_fragments(
     def mirrors(own_label: int, frag: _Basin) -> bool:
         if own_label not in partner:
             return True
+        assert affine is not None
         point = np.array([2.0 * midline_x_mm - frag.centre[0], frag.centre[1], frag.centre[2]])
-        idx = np.round(inv[:3, :3] @ point + inv[:3, 3]).astype(int)
-        if np.any(idx < 0) or np.any(idx >= np.asarray(basins.shape)):
-            return False
-        return bool(np.isfinite(partner[own_label][tuple(idx)]))
+        idx = _index_of(point, affine, basins.shape)
+        return idx is not None and bool(np.isfinite(partner[own_label][idx]))
 
     for label in organ_labels:
         organ = by_label[label]
