@@ -16,6 +16,7 @@ pixel representation (signed values) as for any plugin.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Any
 
@@ -34,8 +35,6 @@ __all__ = [
 PLUGIN = "octoscan-libjpeg-turbo"
 SYNTAXES = (JPEGLossless, JPEGLosslessSV1)
 DECODER_DEPENDENCIES = {uid: ("imagecodecs>=2024.1",) for uid in SYNTAXES}
-
-_state: dict[str, bool] = {}
 
 
 def is_available(uid: str) -> bool:
@@ -66,21 +65,18 @@ def decode_frame(src: bytes, runner: Any) -> bytes:
     raise ValueError(f"{arr.dtype} samples for BitsAllocated {bits}: not decoded here")
 
 
+@functools.cache
 def register() -> bool:
     """Add :data:`PLUGIN` to pydicom's JPEG lossless decoders (once); whether it is there."""
-    if "done" not in _state:
-        from pydicom.pixels import get_decoder
+    from pydicom.pixels import get_decoder
 
-        ok = True
-        for uid in SYNTAXES:
-            decoder = get_decoder(uid)
-            if PLUGIN not in decoder.available_plugins:
-                if not is_available(uid):
-                    ok = False
-                    break
-                decoder.add_plugin(PLUGIN, (__name__, "decode_frame"))
-        _state["done"] = ok
-    return _state["done"]
+    for uid in SYNTAXES:
+        decoder = get_decoder(uid)
+        if PLUGIN not in decoder.available_plugins:
+            if not is_available(uid):
+                return False
+            decoder.add_plugin(PLUGIN, (__name__, "decode_frame"))
+    return True
 
 
 def preferred_plugin(uid: str) -> str | None:

@@ -651,6 +651,30 @@ def _split_mirror_kidney(
     return True
 
 
+def _touching(basins: np.ndarray, label: int) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray]:
+    """(box, basins in it, labels touching ``label``): the box is the label's bounding box
+    grown by one voxel; the labels are those of the voxels next to it (0 left out)."""
+    box = ndimage.find_objects((basins == label).astype(np.int8))[0]
+    grown = tuple(
+        slice(max(0, x.start - 1), min(n, x.stop + 1))
+        for x, n in zip(box, basins.shape, strict=True)
+    )
+    sub = basins[grown]
+    own = sub == label
+    ring = ndimage.binary_dilation(own) & ~own & (sub > 0)
+    return grown, sub, np.unique(sub[ring])
+
+
+def _pass_height(sub: np.ndarray, sub_s: np.ndarray, a: int, b: int) -> float | None:
+    """The pass between basins ``a`` and ``b``: the lower of the highest uptake on either
+    side of their shared boundary (None when they do not touch)."""
+    side_a = (sub == a) & ndimage.binary_dilation(sub == b)
+    side_b = (sub == b) & ndimage.binary_dilation(sub == a)
+    if not side_a.any() or not side_b.any():
+        return None
+    return min(float(sub_s[side_a].max()), float(sub_s[side_b].max()))
+
+
 def _merge_similar(basins: np.ndarray, s: np.ndarray, stats: list[_Basin]) -> None:
     """Merge touching basins whose peaks and median levels agree within ``_SIMILAR`` and
     whose pass (the highest uptake along their shared boundary) is at least
@@ -665,14 +689,8 @@ def _merge_similar(basins: np.ndarray, s: np.ndarray, stats: list[_Basin]) -> No
         return a
 
     for b in sorted(stats, key=lambda x: -x.volume_ml):
-        box = ndimage.find_objects((basins == b.label).astype(np.int8))[0]
-        grown = tuple(
-            slice(max(0, x.start - 1), min(n, x.stop + 1))
-            for x, n in zip(box, basins.shape, strict=True)
-        )
-        sub = basins[grown]
-        ring = ndimage.binary_dilation(sub == b.label) & (sub != b.label) & (sub > 0)
-        for other in np.unique(sub[ring]):
+        grown, sub, others = _touching(basins, b.label)
+        for other in others:
             o = by_label.get(int(other))
             if o is None:
                 continue
@@ -680,13 +698,8 @@ def _merge_similar(basins: np.ndarray, s: np.ndarray, stats: list[_Basin]) -> No
             levels = o.level / b.level if b.level > 0 else math.inf
             if not (1.0 / _SIMILAR <= peaks <= _SIMILAR and 1.0 / _SIMILAR <= levels <= _SIMILAR):
                 continue
-            side_b = (sub == b.label) & ndimage.binary_dilation(sub == o.label)
-            side_o = (sub == o.label) & ndimage.binary_dilation(sub == b.label)
-            sub_s = s[grown]
-            if not side_b.any() or not side_o.any():
-                continue
-            passing = min(float(sub_s[side_b].max()), float(sub_s[side_o].max()))
-            if passing >= _MERGE_PASS * min(b.peak, o.peak):
+            passing = _pass_height(sub, s[grown], b.label, o.label)
+            if passing is not None and passing >= _MERGE_PASS * min(b.peak, o.peak):
                 ra, rb = root(b.label), root(o.label)
                 if ra != rb:
                     parent[rb] = ra
@@ -739,34 +752,28 @@ def _absorb_fragments(
     (a pole split off by noise does; a liver lesion above the right kidney does not)."""
     by_label = {b.label: b for b in stats}
     organ_set = set(organ_labels)
-    partner: dict[int, np.ndarray] = {}
+    partner_of: dict[int, int] = {}
     if kidney_pair is not None and affine is not None:
         a, b = kidney_pair
-        for own_label, other_label in ((a, b), (b, a)):
-            partner[own_label] = distance_to_mm(
-                basins == other_label, spacing, max_mm=_MIRROR_FRAGMENT_MM
-            )
+        partner_of = {a: b, b: a}
+    near_partner: dict[int, np.ndarray] = {}  # distance maps, made when first needed
 
     def mirrors(own_label: int, frag: _Basin) -> bool:
-        if own_label not in partner:
+        if own_label not in partner_of or affine is None:
             return True
-        assert affine is not None
+        if own_label not in near_partner:
+            near_partner[own_label] = distance_to_mm(
+                basins == partner_of[own_label], spacing, max_mm=_MIRROR_FRAGMENT_MM
+            )
         point = np.array([2.0 * midline_x_mm - frag.centre[0], frag.centre[1], frag.centre[2]])
         idx = _index_of(point, affine, basins.shape)
-        return idx is not None and bool(np.isfinite(partner[own_label][idx]))
+        return idx is not None and bool(np.isfinite(near_partner[own_label][idx]))
 
     for label in organ_labels:
         organ = by_label[label]
-        box = ndimage.find_objects((basins == label).astype(np.int8))[0]
-        grown = tuple(
-            slice(max(0, b.start - 1), min(n, b.stop + 1))
-            for b, n in zip(box, basins.shape, strict=True)
-        )
-        sub = basins[grown]
-        sub_s = s[grown]
-        own = sub == label
-        ring = ndimage.binary_dilation(own) & ~own & (sub > 0)
-        for other in np.unique(sub[ring]):
+        grown, sub, others = _touching(basins, label)
+        before = sub.copy()  # passes are measured on the basins as they were found
+        for other in others:
             o = int(other)
             if o in organ_set or o not in by_label:
                 continue
@@ -774,10 +781,12 @@ def _absorb_fragments(
             ratio = frag.peak / organ.peak if organ.peak > 0 else math.inf
             if not _FRAGMENT_LEVEL[0] <= ratio <= _FRAGMENT_LEVEL[1]:
                 continue
-            side_o = (sub == o) & ndimage.binary_dilation(own)
-            side_b = own & ndimage.binary_dilation(sub == o)
-            passing = min(float(sub_s[side_o].max()), float(sub_s[side_b].max()))
-            if passing >= _FRAGMENT_PASS * frag.peak and mirrors(label, frag):
+            passing = _pass_height(before, s[grown], label, o)
+            if (
+                passing is not None
+                and passing >= _FRAGMENT_PASS * frag.peak
+                and mirrors(label, frag)
+            ):
                 basins[basins == o] = label
 
 
