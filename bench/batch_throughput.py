@@ -1,23 +1,26 @@
 """Benchmark: `octoscan run` throughput with 1 and 2 worker processes on N phantom studies.
 
-    .venv/bin/python bench/batch_throughput.py [-n 12] [--workers 1,2] [--seed 0] [--input DIR]
+    .venv/bin/python bench/batch_throughput.py [-n 12] [--workers 1,2] [--repeats 3]
+        [--seed 0] [--input DIR]
 
 Writes N planar phantom studies (a deterministic cohort; reused when ``--input`` names a
-folder that already holds studies), then, per worker count, runs the batch into a fresh
-output folder (no resume) twice:
+folder that already holds studies), then, in each of ``--repeats`` rounds and per worker
+count in turn, runs the batch into a fresh output folder (no resume) twice:
 
 * cold: :func:`run_batch` starts its own executor, as ``octoscan run`` does; for 2 or more
-  workers the wall time includes starting the worker processes (spawn, imports) and each
-  worker's first study (lazy loads: highdicom's tables, fonts); 1 worker runs in this
-  process, which has imported octoscan already;
-* warm: the executor is started and warmed first (a batch of a few studies into a scratch
-  folder), then the timed batch runs on it: the throughput of a long batch, where start-up
-  no longer counts. The warm-up's wall time is reported as the start-up cost.
+  workers the wall time includes starting the worker processes (spawn, imports), each
+  worker's first study (lazy loads: highdicom's tables, fonts) and their exit; 1 worker
+  runs in this process, which has imported octoscan already;
+* warm: an executor started and warmed once (a batch of a few studies into a scratch
+  folder, its wall time reported as the start-up cost) runs the timed batch: the
+  throughput of a long batch, where start-up no longer counts.
 
-Then once more with resume into the last folder (every study unchanged). Prints a table
-(wall seconds, studies per minute, median wall and CPU seconds per study inside its worker,
-scaling against the first worker count, cold and warm) and one JSON line with the same
-figures.
+The machine this runs on is a shared virtual one whose speed drifts by 10-30 % from minute
+to minute; the rounds interleave the configurations and the table reports medians, with
+the scaling of every round beside it. Then once more with resume into a scored folder
+(every study unchanged). Prints a table (median wall seconds, studies per minute, median
+wall and CPU seconds per study inside its worker, scaling against the first worker count,
+cold and warm) and one JSON line with the same figures.
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_average
 
 from octoscan.imaging.phantom.cohort import cohort_specs
 from octoscan.models.config import load_config
-from octoscan.pipelines.batch import run_batch
+from octoscan.pipelines.batch import BatchSummary, run_batch
 from octoscan.pipelines.cmd_phantom import generate_cohort
 from octoscan.pipelines.executors import LocalProcessExecutor, SerialExecutor, StudyExecutor
 from octoscan.pipelines.study import StudyOptions
@@ -60,61 +64,97 @@ def _warmup_input(input_dir: Path, work: Path, n: int) -> Path:
     return folder
 
 
-def _row(workers: int, mode: str, summary, wall: float) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    per_study = [r.seconds for r in summary.records]
-    cpu = [r.cpu_seconds for r in summary.records]
+def _row(
+    workers: int, mode: str, summaries: list[BatchSummary], walls: list[float]
+) -> dict[str, Any]:
+    """Figures of one (workers, mode) over its repeats: the median wall time, and the median
+    per-study wall and CPU time over every study of every repeat."""
+    per_study = [r.seconds for s in summaries for r in s.records]
+    cpu = [r.cpu_seconds for s in summaries for r in s.records]
+    wall = statistics.median(walls)
+    first = summaries[0]
     return {
         "workers": workers,
         "mode": mode,
-        "studies": summary.n_studies,
-        "ok": summary.n_ok,
-        "failed": summary.n_failed,
+        "studies": first.n_studies,
+        "ok": min(s.n_ok for s in summaries),
+        "failed": max(s.n_failed for s in summaries),
         "wall_s": round(wall, 2),
-        "studies_per_min": round(60.0 * summary.n_studies / wall, 1),
+        "wall_s_runs": [round(w, 2) for w in walls],
+        "studies_per_min": round(60.0 * first.n_studies / wall, 1),
         "median_study_s": round(statistics.median(per_study), 2) if per_study else None,
         "median_study_cpu_s": round(statistics.median(cpu), 2) if cpu else None,
     }
 
 
-def measure(input_dir: Path, work: Path, worker_counts: list[int]) -> dict[str, object]:
+def measure(
+    input_dir: Path, work: Path, worker_counts: list[int], repeats: int = 1
+) -> dict[str, Any]:
+    """Cold and warm batches per worker count, ``repeats`` rounds; within a round the worker
+    counts run one after the other, so that a slow spell of the machine (a shared host)
+    falls on all of them alike rather than on one configuration's every repeat."""
     config = load_config("default")
     options = StudyOptions(pseudonym_key=b"bench")
-    rows = []
     startup: dict[str, float] = {}
+    warmup = _warmup_input(input_dir, work, 2 * max(worker_counts))
+    executors: dict[int, StudyExecutor] = {}
+    walls: dict[tuple[int, str], list[float]] = {}
+    summaries: dict[tuple[int, str], list[BatchSummary]] = {}
     out = work
-    for workers in worker_counts:
-        out = work / f"out-{workers}"
-        t0 = time.perf_counter()
-        summary = run_batch(
-            input_dir, out, config=config, options=options, workers=workers, resume=False
-        )
-        rows.append(_row(workers, "cold", summary, time.perf_counter() - t0))
-        shutil.rmtree(out)
-        warmup = _warmup_input(input_dir, work, 2 * max(worker_counts))
-        executor: StudyExecutor = (
-            SerialExecutor() if workers == 1 else LocalProcessExecutor(workers)
-        )
-        with executor:
-            t0 = time.perf_counter()
-            run_batch(
-                warmup,
-                work / f"warmup-out-{workers}",
-                config=config,
-                options=options,
-                executor=executor,
-                resume=False,
-            )
-            startup[str(workers)] = round(time.perf_counter() - t0, 2)
-            t0 = time.perf_counter()
-            summary = run_batch(
-                input_dir, out, config=config, options=options, executor=executor, resume=False
-            )
-            rows.append(_row(workers, "warm", summary, time.perf_counter() - t0))
-    for mode in ("cold", "warm"):
-        base = next(r["studies_per_min"] for r in rows if r["mode"] == mode)
-        for row in rows:
-            if row["mode"] == mode:
-                row["scaling"] = round(row["studies_per_min"] / base, 2) if base else None
+    try:
+        for _ in range(repeats):
+            for workers in worker_counts:
+                out = work / f"out-{workers}"
+                t0 = time.perf_counter()
+                summary = run_batch(
+                    input_dir, out, config=config, options=options, workers=workers, resume=False
+                )
+                walls.setdefault((workers, "cold"), []).append(time.perf_counter() - t0)
+                summaries.setdefault((workers, "cold"), []).append(summary)
+                shutil.rmtree(out)
+                if workers not in executors:
+                    executor: StudyExecutor = (
+                        SerialExecutor() if workers == 1 else LocalProcessExecutor(workers)
+                    )
+                    executors[workers] = executor
+                    t0 = time.perf_counter()
+                    run_batch(
+                        warmup,
+                        work / f"warmup-out-{workers}",
+                        config=config,
+                        options=options,
+                        executor=executor,
+                        resume=False,
+                    )
+                    startup[str(workers)] = round(time.perf_counter() - t0, 2)
+                t0 = time.perf_counter()
+                summary = run_batch(
+                    input_dir,
+                    out,
+                    config=config,
+                    options=options,
+                    executor=executors[workers],
+                    resume=False,
+                )
+                walls.setdefault((workers, "warm"), []).append(time.perf_counter() - t0)
+                summaries.setdefault((workers, "warm"), []).append(summary)
+                shutil.rmtree(out)
+    finally:
+        for executor in executors.values():
+            executor.close()
+    rows = [
+        _row(workers, mode, summaries[(workers, mode)], walls[(workers, mode)])
+        for mode in ("cold", "warm")
+        for workers in worker_counts
+    ]
+    base_workers = worker_counts[0]
+    for row in rows:
+        key = (base_workers, str(row["mode"]))
+        base = next(r for r in rows if (r["workers"], r["mode"]) == key)
+        row["scaling"] = round(base["wall_s"] / row["wall_s"], 2)
+        own = walls[(int(row["workers"]), str(row["mode"]))]
+        row["scaling_runs"] = [round(b / w, 2) for b, w in zip(walls[key], own, strict=True)]
+    run_batch(input_dir, out, config=config, options=options, workers=1, resume=False)
     t0 = time.perf_counter()
     again = run_batch(
         input_dir, out, config=config, options=options, workers=worker_counts[-1], resume=True
@@ -122,6 +162,7 @@ def measure(input_dir: Path, work: Path, worker_counts: list[int]) -> dict[str, 
     resume_wall = time.perf_counter() - t0
     return {
         "runs": rows,
+        "repeats": repeats,
         "warmup_s": startup,
         "warmup_studies": 2 * max(worker_counts),
         "resume": {
@@ -144,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated worker counts (default 1,2)",
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds of every measurement; medians are reported (default 3)",
+    )
+    parser.add_argument(
         "--input",
         type=Path,
         default=None,
@@ -161,23 +208,24 @@ def main(argv: list[str] | None = None) -> int:
                 workers=max(args.workers),
             )
         generation_s = time.perf_counter() - t0
-        figures = measure(input_dir, work, args.workers)
+        figures = measure(input_dir, work, args.workers, args.repeats)
     print(
         f"{'workers':>7}  {'mode':>4}  {'studies':>7}  {'ok':>3}  {'failed':>6}  {'wall s':>7}  "
         f"{'studies/min':>11}  {'median s/study':>14}  {'cpu s/study':>11}  {'scaling':>7}"
     )
-    for r in figures["runs"]:  # type: ignore[union-attr]
+    for r in figures["runs"]:
         print(
             f"{r['workers']:>7}  {r['mode']:>4}  {r['studies']:>7}  {r['ok']:>3}  "
             f"{r['failed']:>6}  {r['wall_s']:>7.2f}  {r['studies_per_min']:>11.1f}  "
-            f"{r['median_study_s']:>14.2f}  {r['median_study_cpu_s']:>11.2f}  {r['scaling']:>7.2f}"
+            f"{r['median_study_s']:>14.2f}  {r['median_study_cpu_s']:>11.2f}  "
+            f"{r['scaling']:>7.2f}  " + " ".join(f"{v:.2f}" for v in r["scaling_runs"])
         )
-    warm = ", ".join(f"{k} worker(s) {v:.2f} s" for k, v in figures["warmup_s"].items())  # type: ignore[union-attr]
+    warm = ", ".join(f"{k} worker(s) {v:.2f} s" for k, v in figures["warmup_s"].items())
     print(f"start-up + warm-up batch of {figures['warmup_studies']} studies: {warm}")
     res = figures["resume"]
     print(
-        f"re-run with resume ({res['workers']} workers): {res['unchanged']} unchanged, "  # type: ignore[index]
-        f"{res['scored']} scored in {res['wall_s']:.2f} s; phantom generation "  # type: ignore[index]
+        f"re-run with resume ({res['workers']} workers): {res['unchanged']} unchanged, "
+        f"{res['scored']} scored in {res['wall_s']:.2f} s; phantom generation "
         f"{generation_s:.1f} s"
     )
     print(

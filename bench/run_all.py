@@ -30,7 +30,7 @@ def _commands(work: str, quick: bool) -> dict[str, list[str]]:
             "discovery_speed": ["--sizes", "200,1000", "--repeats", "1", *w],
             "ct_load_speed": ["--slices", "50", "--repeats", "1", *w],
             "stage_times": ["--repeats", "1", *w],
-            "batch_throughput": ["-n", "4"],
+            "batch_throughput": ["-n", "4", "--repeats", "1"],
         }
     return {
         "discovery_speed": ["--sizes", "1000,5000", "--repeats", "3", *w],
@@ -107,7 +107,8 @@ def _stages_md(d: dict[str, Any]) -> str:
 def _batch_md(d: dict[str, Any]) -> str:
     rows = [
         [r["workers"], r.get("mode", "cold"), r["studies"], r["ok"], r["wall_s"],
-         r["studies_per_min"], r["median_study_s"], r["scaling"]]
+         r["studies_per_min"], r["median_study_s"], r["scaling"],
+         " ".join(str(v) for v in r.get("scaling_runs", []))]
         for r in d["runs"]
     ]  # fmt: skip
     res = d["resume"]
@@ -123,10 +124,12 @@ def _batch_md(d: dict[str, Any]) -> str:
                 "studies/min",
                 "median s/study",
                 "scaling",
+                "scaling per round",
             ],
             rows,
         )
-        + "\n\nTarget: 2 workers >= 1.7x of 1. `cold`: the wall time includes starting the "
+        + f"\n\nMedians of {d.get('repeats', 1)} rounds, the configurations interleaved in each. "
+        "Target: 2 workers >= 1.7x of 1. `cold`: the wall time includes starting the "
         "workers (imports, first study); `warm`: the executor was started and warmed on a "
         f"batch of {d.get('warmup_studies', '-')} studies first (start-up and warm-up: "
         + ", ".join(f"{k} worker(s) {v} s" for k, v in warmup.items())

@@ -1,7 +1,9 @@
-"""Local worker processes: the environment they start with (BLAS/OpenMP threads)."""
+"""Local worker processes: the environment they start with (BLAS/OpenMP threads) and how
+they end."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import operator
 import os
@@ -38,3 +40,17 @@ def test_workers_start_with_one_blas_thread_and_parent_env_is_restored(monkeypat
         assert env.get("MKL_NUM_THREADS") == "3"
     assert not any(name in os.environ for name in _THREAD_VARS)  # parent: as before
     assert os.environ["MKL_NUM_THREADS"] == "3"
+
+
+def test_exit_handlers_a_task_registers_still_run_before_the_fast_worker_exit(tmp_path):
+    # workers skip the interpreter's teardown (os._exit) but only after every exit handler
+    # registered later than their initializer: what a study's modules add still runs
+    marks = [tmp_path / f"mark{i}.txt" for i in range(3)]
+    tasks = [functools.partial(atexit.register, Path.write_text, m, "ran") for m in marks]
+    executor = LocalProcessExecutor(1, preload=())
+    with executor:
+        results = list(executor.map_unordered(operator.call, tasks))
+        processes = list(executor._pool._processes.values())  # type: ignore[union-attr]
+    assert [r for _, r in results] == [Path.write_text] * 3
+    assert processes and all(p.exitcode == 0 for p in processes)
+    assert [m.read_text() for m in marks] == ["ran"] * 3
