@@ -307,6 +307,13 @@ def _references(
 
     if liver_ref is not None:
         problems: list[str] = []
+        if frame.flip_cols:
+            # the scorer's own organ naming contradicts the usual anatomy: a mislabelled or
+            # mirrored view, situs inversus, or (more often) a hot organ taken for the liver
+            problems.append(
+                "the liver was located on the image right of the anterior view: laterality "
+                "and which organ is the liver need a reader's check"
+            )
         upper = spleen_ref
         if upper is not None and liver_ref.mean >= pcfg.max_liver_to_spleen_ratio * upper.mean:
             problems.append(

@@ -53,6 +53,11 @@ KIDNEY_REFERENCE_RADIUS_MM = 10.0
 REFERENCE_EDGE_CLEARANCE_MM = 10.0
 REFERENCE_ORGAN_CLEARANCE_MM = 10.0
 REFERENCE_LESION_CLEARANCE_MM = 15.0
+# The liver reference is preferably this far right of the midline: in the right lobe, where a
+# reader places it, clear of the spine, whose attenuation lowers the geometric mean of a
+# midline ray (the thickest liver column can lie there, over the spine, at a third of the
+# right lobe's counts).
+LIVER_REFERENCE_MIN_RIGHT_MM = 40.0
 RING_INNER_MM = 15.0  # ring background (reported only)
 RING_OUTER_MM = 30.0
 RING_LESION_CLEARANCE_MM = 10.0
@@ -271,8 +276,10 @@ def _place_reference(
     """(centre (row, col), relaxation level 0-3) of a reference disk, or None (no organ).
 
     Tries the strict clearances first, then relaxes them in steps (last: overlapping other
-    organs allowed, so an existing organ always gets a region). Works on the organ's
-    bounding box grown by the largest clearance (exact for the thresholds tested).
+    organs allowed, so an existing organ always gets a region); with ``prefer_cols``, every
+    step short of the overlap is tried inside those columns before any outside them. Works
+    on the organ's bounding box grown by the largest clearance (exact for the thresholds
+    tested).
     """
     organ_full = organ_thickness > 1.0
     if not organ_full.any():
@@ -298,7 +305,11 @@ def _place_reference(
     tmax = float(thick.max())
     # strict, half and no clearances; finally overlap with other organs allowed
     levels = ((1.0, False), (0.5, False), (0.0, False), (0.0, True))
-    for level, (relax, other_ok) in enumerate(levels):
+    # the preferred columns at every level without organ overlap first, then anywhere
+    order = [(level, True) for level in range(3)] if prefer is not None else []
+    order += [(level, False) for level in range(len(levels))]
+    for level, preferred in order:
+        relax, other_ok = levels[level]
         ok = (
             organ
             & (inside >= radius_mm + relax * REFERENCE_EDGE_CLEARANCE_MM)
@@ -306,7 +317,8 @@ def _place_reference(
             & (lesion_free >= radius_mm + relax * REFERENCE_LESION_CLEARANCE_MM)
             & (thick >= (0.5 if relax else 0.2) * tmax)
         )
-        if prefer is not None and (ok & prefer).any():
+        if preferred:
+            assert prefer is not None
             ok &= prefer
         if ok.any():
             score = np.where(ok, thick, -1.0)
@@ -347,7 +359,7 @@ def measure_planar(
         return all_uptake - thick[exclude]
 
     _, x_cols = geo.pixel_centres_mm()
-    right_side = np.broadcast_to((x_cols < 0.0)[None, :], gm.shape)
+    right_lobe = np.broadcast_to((x_cols <= -LIVER_REFERENCE_MIN_RIGHT_MM)[None, :], gm.shape)
     refs: dict[str, ReferenceRegion] = {}
 
     def add_ref(name: str, placed: tuple[tuple[float, float], int] | None, radius: float) -> None:
@@ -371,7 +383,7 @@ def measure_planar(
             any_lesion,
             radius_mm=LIVER_REFERENCE_RADIUS_MM,
             pixel_mm=p,
-            prefer_cols=right_side,
+            prefer_cols=right_lobe,
         ),
         LIVER_REFERENCE_RADIUS_MM,
     )

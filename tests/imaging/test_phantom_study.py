@@ -14,7 +14,11 @@ from octoscan.imaging.phantom.anatomy import Tissue
 from octoscan.imaging.phantom.lesions import parse_lesion_specs
 from octoscan.imaging.phantom.study import StudySpec, simulate_study, write_study
 from octoscan.imaging.phantom.tomo import ct_grid_for
-from octoscan.imaging.phantom.truth import VISIBLE_MIN_CNR, VISIBLE_MIN_CONTRAST
+from octoscan.imaging.phantom.truth import (
+    VISIBLE_MIN_CNR,
+    VISIBLE_MIN_CONTRAST,
+    _place_reference,
+)
 from octoscan.imaging.planar import load_planar
 from octoscan.imaging.types import SeriesKind, View
 from octoscan.imaging.volume import load_ct, load_pet, load_spect
@@ -85,6 +89,29 @@ def test_reference_regions_sit_in_their_organs(study):
     # the liver reference is in the right lobe (patient right: left half of the anterior view)
     assert refs["liver"].center_rc[1] < geo.cols / 2
     assert refs["spleen"].mean_gm > refs["liver"].mean_gm
+
+
+def test_reference_stays_in_the_preferred_columns_before_leaving_them():
+    # a liver-like slab, thickest over the midline columns; lesions crowd the preferred
+    # (lateral) columns so that only relaxed clearances fit there: the reference relaxes
+    # its lesion clearance inside them rather than moving to the thick midline
+    thick = np.zeros((60, 80))
+    rows = slice(10, 50)
+    thick[rows, 5:75] = 100.0 + np.arange(5, 75)[None, :]  # thicker towards column 74
+    lesions = np.zeros(thick.shape, dtype=bool)
+    lesions[20, 15] = lesions[40, 15] = lesions[30, 28] = True
+    prefer = np.zeros(thick.shape, dtype=bool)
+    prefer[:, :35] = True
+    placed = _place_reference(
+        thick, np.zeros(thick.shape), lesions, radius_mm=8.0, pixel_mm=1.0, prefer_cols=prefer
+    )
+    assert placed is not None
+    (_, c), level = placed
+    assert c < 35 and level > 0
+    unpreferred = _place_reference(
+        thick, np.zeros(thick.shape), lesions, radius_mm=8.0, pixel_mm=1.0
+    )
+    assert unpreferred is not None and unpreferred[0][1] > 50 and unpreferred[1] == 0
 
 
 def test_visibility_follows_contrast_and_cnr(study):

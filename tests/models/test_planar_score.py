@@ -92,6 +92,30 @@ def test_feet_first_study_reports_positions_on_the_stored_grid(
         assert any(math.dist(x.center_rc, (rows - 1 - r, c)) <= 2.0 for x in score.lesions)
 
 
+def test_liver_on_the_image_right_sends_the_study_to_review(
+    synth, three_lesion_spec, three_lesion_study
+) -> None:
+    # a mirrored pair (mislabelled view, situs inversus, or a hot organ taken for the liver):
+    # lesions are still found and graded, but the decision waits for a reader
+    ant, post, _, _ = three_lesion_study
+    plain = score_planar([ant, post], CFG)
+    assert plain.decision.status == "eligible"
+    mirrored = [
+        _replace(img, counts=np.ascontiguousarray(img.counts[:, ::-1])) for img in (ant, post)
+    ]
+    score = score_planar(mirrored, CFG)
+    cols = ant.counts.shape[1]
+    truth = [synth.lesion_rc(blob, three_lesion_spec) for blob in three_lesion_spec.lesions]
+    assert len(score.lesions) >= 2  # the faint liver lesion is marginal on the shifted grid
+    for x in score.lesions:  # positions on the stored (mirrored) grid
+        assert any(math.dist(x.center_rc, (r, cols - 1 - c)) <= 2.0 for r, c in truth)
+    liver = score.reference("liver")
+    assert liver is not None and not liver.plausible
+    assert any("image right of the anterior view" in w for w in liver.warnings)
+    assert score.decision.status == "needs_review"
+    assert any("laterality" in r for r in score.decision.reasons)
+
+
 def test_splenectomy_grades_against_the_kidney(synth) -> None:
     spec = synth.BodySpec(spleen=False, lesions=synth.THREE_LESIONS)
     ant, post, _, _ = synth.planar_pair(spec)
