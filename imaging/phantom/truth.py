@@ -13,7 +13,9 @@ level, with the posterior view mirrored and aligned onto the anterior grid:
   of radius 10 mm (2 cm) where the projected spleen is thickest under the same clearances;
   kidney, the same 2 cm disk in the kidney with the clearer spot (left on ties). When no
   spot meets the clearances they are halved, then dropped, then overlap with other organs
-  is allowed. The reference value is the mean GM over the disk.
+  is allowed. The liver disk is sought at least 40 mm right of the midline (the right lobe,
+  clear of the spine) at every step short of the overlap before anywhere else. The
+  reference value is the mean GM over the disk.
 * **Footprint** of a lesion: the anterior-grid pixels whose centres fall inside the lesion's
   projection along y (an ellipse in (x, z)); at least the pixel holding the centre.
 * **Apparent peak**: the maximum GM inside the footprint; apparent ratio = peak / reference
