@@ -7,10 +7,10 @@ Writes N planar phantom studies (a deterministic cohort; reused when ``--input``
 folder that already holds studies), then, in each of ``--repeats`` rounds and per worker
 count in turn, runs the batch into a fresh output folder (no resume) twice:
 
-* cold: :func:`run_batch` starts its own executor, as ``octoscan run`` does; for 2 or more
-  workers the wall time includes starting the worker processes (spawn, imports), each
-  worker's first study (lazy loads: highdicom's tables, fonts) and their exit; 1 worker
-  runs in this process, which has imported octoscan already;
+* cold: a fresh ``octoscan run INPUT --workers N --no-resume`` process, as a user starts
+  it: the wall time includes the interpreter's start and imports, for 2 or more workers
+  also starting the worker processes (spawn, imports), each worker's first study (lazy
+  loads: highdicom's tables, fonts) and their exit;
 * warm: an executor started and warmed once (a batch of a few studies into a scratch
   folder, its wall time reported as the start-up cost) runs the timed batch: the
   throughput of a long batch, where start-up no longer counts.
@@ -19,8 +19,8 @@ The machine this runs on is a shared virtual one whose speed drifts by 10-30 % f
 to minute; the rounds interleave the configurations and the table reports medians, with
 the scaling of every round beside it. Then once more with resume into a scored folder
 (every study unchanged). Prints a table (median wall seconds, studies per minute, median
-wall and CPU seconds per study inside its worker, scaling against the first worker count,
-cold and warm) and one JSON line with the same figures.
+wall and CPU seconds per study inside its worker for the warm runs, scaling against the
+first worker count, cold and warm) and one JSON line with the same figures.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +41,7 @@ from common import load_average
 
 from octoscan.imaging.phantom.cohort import cohort_specs
 from octoscan.models.config import load_config
-from octoscan.pipelines.batch import BatchSummary, run_batch
+from octoscan.pipelines.batch import run_batch
 from octoscan.pipelines.cmd_phantom import generate_cohort
 from octoscan.pipelines.executors import LocalProcessExecutor, SerialExecutor, StudyExecutor
 from octoscan.pipelines.study import StudyOptions
@@ -65,26 +66,55 @@ def _warmup_input(input_dir: Path, work: Path, n: int) -> Path:
 
 
 def _row(
-    workers: int, mode: str, summaries: list[BatchSummary], walls: list[float]
+    workers: int,
+    mode: str,
+    walls: list[float],
+    counts: list[tuple[int, int, int]],
+    per_study: list[float],
+    cpu: list[float],
 ) -> dict[str, Any]:
     """Figures of one (workers, mode) over its repeats: the median wall time, and the median
-    per-study wall and CPU time over every study of every repeat."""
-    per_study = [r.seconds for s in summaries for r in s.records]
-    cpu = [r.cpu_seconds for s in summaries for r in s.records]
+    per-study wall and CPU time over every study of every repeat (None when the batch ran in
+    another process). ``counts``: (studies, ok, failed) of each repeat."""
     wall = statistics.median(walls)
-    first = summaries[0]
+    n_studies = counts[0][0]
     return {
         "workers": workers,
         "mode": mode,
-        "studies": first.n_studies,
-        "ok": min(s.n_ok for s in summaries),
-        "failed": max(s.n_failed for s in summaries),
+        "studies": n_studies,
+        "ok": min(c[1] for c in counts),
+        "failed": max(c[2] for c in counts),
         "wall_s": round(wall, 2),
         "wall_s_runs": [round(w, 2) for w in walls],
-        "studies_per_min": round(60.0 * first.n_studies / wall, 1),
+        "studies_per_min": round(60.0 * n_studies / wall, 1),
         "median_study_s": round(statistics.median(per_study), 2) if per_study else None,
         "median_study_cpu_s": round(statistics.median(cpu), 2) if cpu else None,
     }
+
+
+def _cli_batch(input_dir: Path, out: Path, workers: int) -> tuple[float, tuple[int, int, int]]:
+    """Wall seconds of a fresh ``octoscan run`` process (interpreter start and imports
+    included), and its (studies, ok, failed) from the batch.json it wrote."""
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from octoscan.pipelines.cli import main; sys.exit(main())",
+        "run",
+        str(input_dir),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--no-resume",
+        "--no-progress",
+    ]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"octoscan run failed ({done.returncode}): {done.stderr[-2000:]}")
+    batch = json.loads((out / "batch.json").read_text(encoding="utf-8"))
+    return wall, (int(batch["n_studies"]), int(batch["n_ok"]), int(batch["n_failed"]))
 
 
 def measure(
@@ -99,18 +129,17 @@ def measure(
     warmup = _warmup_input(input_dir, work, 2 * max(worker_counts))
     executors: dict[int, StudyExecutor] = {}
     walls: dict[tuple[int, str], list[float]] = {}
-    summaries: dict[tuple[int, str], list[BatchSummary]] = {}
+    counts: dict[tuple[int, str], list[tuple[int, int, int]]] = {}
+    per_study: dict[tuple[int, str], list[float]] = {}
+    cpu: dict[tuple[int, str], list[float]] = {}
     out = work
     try:
         for _ in range(repeats):
             for workers in worker_counts:
                 out = work / f"out-{workers}"
-                t0 = time.perf_counter()
-                summary = run_batch(
-                    input_dir, out, config=config, options=options, workers=workers, resume=False
-                )
-                walls.setdefault((workers, "cold"), []).append(time.perf_counter() - t0)
-                summaries.setdefault((workers, "cold"), []).append(summary)
+                wall, n = _cli_batch(input_dir, out, workers)
+                walls.setdefault((workers, "cold"), []).append(wall)
+                counts.setdefault((workers, "cold"), []).append(n)
                 shutil.rmtree(out)
                 if workers not in executors:
                     executor: StudyExecutor = (
@@ -136,14 +165,26 @@ def measure(
                     executor=executors[workers],
                     resume=False,
                 )
-                walls.setdefault((workers, "warm"), []).append(time.perf_counter() - t0)
-                summaries.setdefault((workers, "warm"), []).append(summary)
+                key = (workers, "warm")
+                walls.setdefault(key, []).append(time.perf_counter() - t0)
+                counts.setdefault(key, []).append(
+                    (summary.n_studies, summary.n_ok, summary.n_failed)
+                )
+                per_study.setdefault(key, []).extend(r.seconds for r in summary.records)
+                cpu.setdefault(key, []).extend(r.cpu_seconds for r in summary.records)
                 shutil.rmtree(out)
     finally:
         for executor in executors.values():
             executor.close()
     rows = [
-        _row(workers, mode, summaries[(workers, mode)], walls[(workers, mode)])
+        _row(
+            workers,
+            mode,
+            walls[(workers, mode)],
+            counts[(workers, mode)],
+            per_study.get((workers, mode), []),
+            cpu.get((workers, mode), []),
+        )
         for mode in ("cold", "warm")
         for workers in worker_counts
     ]
@@ -172,6 +213,10 @@ def measure(
             "wall_s": round(resume_wall, 2),
         },
     }
+
+
+def _fixed(value: float | None, width: int) -> str:
+    return f"{value:>{width}.2f}" if value is not None else f"{'-':>{width}}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{r['workers']:>7}  {r['mode']:>4}  {r['studies']:>7}  {r['ok']:>3}  "
             f"{r['failed']:>6}  {r['wall_s']:>7.2f}  {r['studies_per_min']:>11.1f}  "
-            f"{r['median_study_s']:>14.2f}  {r['median_study_cpu_s']:>11.2f}  "
+            f"{_fixed(r['median_study_s'], 14)}  {_fixed(r['median_study_cpu_s'], 11)}  "
             f"{r['scaling']:>7.2f}  " + " ".join(f"{v:.2f}" for v in r["scaling_runs"])
         )
     warm = ", ".join(f"{k} worker(s) {v:.2f} s" for k, v in figures["warmup_s"].items())

@@ -107,7 +107,8 @@ def _stages_md(d: dict[str, Any]) -> str:
 def _batch_md(d: dict[str, Any]) -> str:
     rows = [
         [r["workers"], r.get("mode", "cold"), r["studies"], r["ok"], r["wall_s"],
-         r["studies_per_min"], r["median_study_s"], r["scaling"],
+         r["studies_per_min"], "-" if r["median_study_s"] is None else r["median_study_s"],
+         r["scaling"],
          " ".join(str(v) for v in r.get("scaling_runs", []))]
         for r in d["runs"]
     ]  # fmt: skip
@@ -129,9 +130,10 @@ def _batch_md(d: dict[str, Any]) -> str:
             rows,
         )
         + f"\n\nMedians of {d.get('repeats', 1)} rounds, the configurations interleaved in each. "
-        "Target: 2 workers >= 1.7x of 1. `cold`: the wall time includes starting the "
-        "workers (imports, first study); `warm`: the executor was started and warmed on a "
-        f"batch of {d.get('warmup_studies', '-')} studies first (start-up and warm-up: "
+        "Target: 2 workers >= 1.7x of 1. `cold`: a fresh `octoscan run --workers N` process, "
+        "its interpreter start, imports, worker start-up and exit included; `warm`: an "
+        "executor started and warmed on a batch of "
+        f"{d.get('warmup_studies', '-')} studies first (start-up and warm-up: "
         + ", ".join(f"{k} worker(s) {v} s" for k, v in warmup.items())
         + f"); scaling against 1 worker in the same mode. Re-run with resume: "
         f"{res['unchanged']} unchanged in {res['wall_s']} s."
