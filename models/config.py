@@ -104,6 +104,7 @@ class ReferenceConfig:
     lesion_margin_mm: float = field(metadata=_r(0.0, 100.0, "mm"))
     min_pixels: int = field(metadata=_r(1, 100000))
     liver_prefer_cranial_half: bool = field(metadata={})
+    liver_min_midline_offset_mm: float = field(metadata=_r(0.0, 200.0, "mm"))
 
 
 @dataclass(frozen=True)

@@ -986,8 +986,9 @@ def place_reference(
     Candidate centres keep ``diameter_mm / 2 + edge_margin_mm`` from the organ outline and
     from ``exclusion`` (lesions, hot structures); the margin is relaxed step by step when no
     centre qualifies (and a warning says so). Among candidates, optionally those lateral to
-    ``prefer_lateral_of_col`` (the right lobe of the liver: lower columns when
-    ``prefer_lower_col``) and at or above ``prefer_above_row`` (canonical rows: cranial),
+    ``prefer_lateral_of_col`` (the right lobe of the liver, off the spine: lower columns
+    when ``prefer_lower_col``; the margin is relaxed further when only a relaxed step has
+    candidates there) and at or above ``prefer_above_row`` (canonical rows: cranial),
     each preference dropped when no candidate meets it, the circle is placed where the organ
     projects thickest (highest local mean), among the more homogeneous half of the
     candidates (coefficient of variation beyond counting noise at or below the median) so
@@ -999,24 +1000,35 @@ def place_reference(
     if not usable.any():
         return None
     dist = ndimage.distance_transform_edt(usable, sampling=spacing_mm)
-    warnings: list[str] = []
-    cands = np.zeros(usable.shape, dtype=bool)
-    for margin in (edge_margin_mm, 0.5 * edge_margin_mm, 0.0, -0.5 * radius):
-        cands = dist >= radius + margin
-        if cands.any():
-            if margin < edge_margin_mm:
-                warnings.append(
-                    f"{organ} reference kept only {max(margin, -radius) + radius:.0f} mm from the "
-                    f"organ outline or a lesion (wanted {radius + edge_margin_mm:.0f} mm)"
-                )
-            break
-    if not cands.any():
-        return None
+    side: np.ndarray | None = None
     if prefer_lateral_of_col is not None:
         cols = np.arange(usable.shape[1])[None, :]
         side = cols <= prefer_lateral_of_col if prefer_lower_col else cols >= prefer_lateral_of_col
-        if (cands & side).any():
-            cands = cands & side
+    # the outline margin is relaxed step by step; with a lateral preference, a step that has
+    # candidates only outside the preferred columns is passed over while a later one has
+    # some inside them (the lateral side matters more: off the spine), else the first
+    # step with any candidate is taken
+    chosen: tuple[float, np.ndarray] | None = None
+    for margin in (edge_margin_mm, 0.5 * edge_margin_mm, 0.0, -0.5 * radius):
+        step = dist >= radius + margin
+        if not step.any():
+            continue
+        if side is not None and (step & side).any():
+            chosen = (margin, step & side)
+            break
+        if chosen is None:
+            chosen = (margin, step)
+            if side is None:
+                break
+    if chosen is None:
+        return None
+    margin, cands = chosen
+    warnings: list[str] = []
+    if margin < edge_margin_mm:
+        warnings.append(
+            f"{organ} reference kept only {max(margin, -radius) + radius:.0f} mm from the "
+            f"organ outline or a lesion (wanted {radius + edge_margin_mm:.0f} mm)"
+        )
     if prefer_above_row is not None:
         rows_idx = np.arange(usable.shape[0])[:, None]
         upper = np.broadcast_to(rows_idx <= prefer_above_row, usable.shape)

@@ -221,7 +221,16 @@ def _references(
     else:
         cols = np.flatnonzero(liver_mask.any(axis=0))
         liver_rr, liver_cc = np.nonzero(liver_mask)
-        centre_col = float(liver_cc.mean()) if cols.size else None
+        # lateral to the outline's centre and off the spine (canonical frame: the liver side
+        # is the lower columns)
+        centre_col = (
+            min(
+                float(liver_cc.mean()),
+                organs.midline_col - rcfg.liver_min_midline_offset_mm / spacing[1],
+            )
+            if cols.size
+            else None
+        )
         # the cranial half of the right lobe: the right kidney and the hepatic flexure of the
         # colon lie against the inferior surface and overlap it on planar views
         centre_row = (

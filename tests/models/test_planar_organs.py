@@ -218,6 +218,35 @@ def test_reference_prefers_the_cranial_half_when_asked() -> None:
     assert top is not None and top.center_rc == free.center_rc
 
 
+def test_lateral_preference_relaxes_the_outline_margin_before_giving_way() -> None:
+    # a wide body over the midline (brighter: the organ is thickest there) and a narrow
+    # lateral lobe: the circle fits the lobe only with a relaxed outline margin; it goes there
+    # (with the warning) rather than onto the midline at the full margin
+    organ = np.zeros((80, 100), dtype=bool)
+    organ[5:75, 30:98] = True  # body: columns 30-97
+    organ[25:52, 3:30] = True  # lateral lobe, 27 rows tall
+    img = np.full((80, 100), 100.0)
+    img[5:75, 30:98] += 40.0
+    kwargs = {
+        "organ": "liver",
+        "diameter_mm": 40.0,
+        "edge_margin_mm": 10.0,
+        "spacing_mm": (1.0, 1.0),
+    }
+    free = place_reference(organ, np.zeros_like(organ), img, None, **kwargs)
+    assert free is not None and free.center_rc[1] >= 50 and free.warnings == ()
+    lateral = place_reference(
+        organ, np.zeros_like(organ), img, None, prefer_lateral_of_col=20.0, **kwargs
+    )
+    assert lateral is not None and lateral.center_rc[1] <= 20
+    assert "reference kept only" in lateral.warnings[0]
+    # a preference no margin step can meet is dropped: the first step's choice stands
+    far = place_reference(
+        organ, np.zeros_like(organ), img, None, prefer_lateral_of_col=2.0, **kwargs
+    )
+    assert far is not None and far.center_rc == free.center_rc and far.warnings == ()
+
+
 @pytest.mark.parametrize(
     ("spacing_mm", "radius_mm"), [((2.4, 2.4), 25.0), ((4.8, 2.4), 15.0), ((3.0, 4.5), 9.0)]
 )
