@@ -257,22 +257,45 @@ class LocalProcessExecutor(StudyExecutor):
     ) -> Iterator[tuple[T, R | BaseException]]:
         source = iter(items)
         suspects: deque[T] = deque()  # in flight when a worker died: re-run one at a time
+        unsent: deque[T] = deque()  # refused by a pool that broke before they were sent
         pending: dict[Future[R], tuple[T, bool]] = {}  # future -> (item, running alone)
         window = self._workers * _IN_FLIGHT_PER_WORKER
         exhausted = False
+
+        def send(item: T, alone: bool) -> bool:
+            # a worker may die between two submits: the pool then refuses new items at once
+            try:
+                pending[self._submit(fn, item)] = (item, alone)
+            except BrokenProcessPool:
+                return False
+            return True
+
         while True:
             if not pending and suspects:
                 item = suspects.popleft()
-                pending[self._submit(fn, item)] = (item, True)
-            while not suspects and not exhausted and len(pending) < window:
-                try:
-                    item = next(source)
-                except StopIteration:
-                    exhausted = True
+                if not send(item, True):
+                    suspects.appendleft(item)
+                    self._restart_pool()
+                    continue
+            refused = False
+            while not suspects and len(pending) < window and (unsent or not exhausted):
+                if unsent:
+                    item = unsent.popleft()
+                else:
+                    try:
+                        item = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                if not send(item, False):
+                    unsent.appendleft(item)
+                    refused = True
                     break
-                pending[self._submit(fn, item)] = (item, False)
+            if refused and not pending:
+                self._restart_pool()
+                continue
             if not pending:
-                if exhausted and not suspects:
+                if exhausted and not suspects and not unsent:
                     return
                 continue
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)

@@ -455,6 +455,33 @@ def test_local_pool_survives_a_worker_crash():
     assert restarts >= 2  # once for the crash among others, once when it crashed alone
 
 
+@pytest.mark.parametrize("refused_call", [1, 3])
+def test_local_pool_resends_items_a_broken_pool_refused(monkeypatch, refused_call):
+    # a worker can die between two submits: the pool then refuses new items at once
+    # (BrokenProcessPool from submit itself); those items never ran and are sent again
+    from concurrent.futures.process import BrokenProcessPool
+
+    items = [functools.partial(abs, -k) for k in range(1, 7)]
+    executor = LocalProcessExecutor(2, preload=())
+    real_submit = executor._submit
+    calls = {"n": 0}
+
+    def flaky_submit(fn, item):
+        calls["n"] += 1
+        if calls["n"] == refused_call:
+            raise BrokenProcessPool("simulated: a worker died before this submit")
+        return real_submit(fn, item)
+
+    monkeypatch.setattr(executor, "_submit", flaky_submit)
+    with executor:
+        results = list(executor.map_unordered(operator.call, items))
+        restarts = executor.n_pool_restarts
+    assert sorted(r for _, r in results) == [1, 2, 3, 4, 5, 6]
+    assert calls["n"] == 7  # every item sent once, the refused one twice
+    # refused with nothing in flight: the pool is restarted before sending again
+    assert restarts == (1 if refused_call == 1 else 0)
+
+
 _ORPHAN_SCRIPT = """
 import operator, os, sys, time
 from octoscan.pipelines.executors import LocalProcessExecutor
