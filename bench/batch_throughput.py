@@ -134,6 +134,21 @@ def measure(
     cpu: dict[tuple[int, str], list[float]] = {}
     out = work
     try:
+        for workers in worker_counts:
+            executor: StudyExecutor = (
+                SerialExecutor() if workers == 1 else LocalProcessExecutor(workers)
+            )
+            executors[workers] = executor
+            t0 = time.perf_counter()
+            run_batch(
+                warmup,
+                work / f"warmup-out-{workers}",
+                config=config,
+                options=options,
+                executor=executor,
+                resume=False,
+            )
+            startup[str(workers)] = round(time.perf_counter() - t0, 2)
         for _ in range(repeats):
             for workers in worker_counts:
                 out = work / f"out-{workers}"
@@ -141,21 +156,6 @@ def measure(
                 walls.setdefault((workers, "cold"), []).append(wall)
                 counts.setdefault((workers, "cold"), []).append(n)
                 shutil.rmtree(out)
-                if workers not in executors:
-                    executor: StudyExecutor = (
-                        SerialExecutor() if workers == 1 else LocalProcessExecutor(workers)
-                    )
-                    executors[workers] = executor
-                    t0 = time.perf_counter()
-                    run_batch(
-                        warmup,
-                        work / f"warmup-out-{workers}",
-                        config=config,
-                        options=options,
-                        executor=executor,
-                        resume=False,
-                    )
-                    startup[str(workers)] = round(time.perf_counter() - t0, 2)
                 t0 = time.perf_counter()
                 summary = run_batch(
                     input_dir,

@@ -1004,25 +1004,18 @@ def place_reference(
     if prefer_lateral_of_col is not None:
         cols = np.arange(usable.shape[1])[None, :]
         side = cols <= prefer_lateral_of_col if prefer_lower_col else cols >= prefer_lateral_of_col
-    # the outline margin is relaxed step by step; with a lateral preference, a step that has
-    # candidates only outside the preferred columns is passed over while a later one has
-    # some inside them (the lateral side matters more: off the spine), else the first
-    # step with any candidate is taken
-    chosen: tuple[float, np.ndarray] | None = None
-    for margin in (edge_margin_mm, 0.5 * edge_margin_mm, 0.0, -0.5 * radius):
-        step = dist >= radius + margin
-        if not step.any():
-            continue
-        if side is not None and (step & side).any():
-            chosen = (margin, step & side)
-            break
-        if chosen is None:
-            chosen = (margin, step)
-            if side is None:
-                break
-    if chosen is None:
+    # the outline margin is relaxed step by step: the first step with any candidate, or with
+    # a lateral preference the first step with candidates on the preferred side (the
+    # lateral side matters more: off the spine)
+    steps = [
+        (m, dist >= radius + m) for m in (edge_margin_mm, 0.5 * edge_margin_mm, 0.0, -0.5 * radius)
+    ]
+    steps = [(m, c) for m, c in steps if c.any()]
+    if not steps:
         return None
-    margin, cands = chosen
+    margin, cands = steps[0]
+    if side is not None:
+        margin, cands = next(((m, c & side) for m, c in steps if (c & side).any()), (margin, cands))
     warnings: list[str] = []
     if margin < edge_margin_mm:
         warnings.append(
