@@ -35,8 +35,11 @@ bin; all in-field lesions), false positives per study, grade agreement with the 
 concentration grade of the detected in-field lesions with and without partial-volume
 correction (exact and within one, by size bin), on the same lesions the planar scorer's grade
 (a lesion it missed counts as grade 0) and the perfect planar reading (truth's apparent
-grade), decision agreement (combined decision against truth's decision on all lesions; the
-tomographic decision against truth's decision on the in-field lesions), reference means
+grade), decision agreement (the combined decision against the decision truth expects of a
+tomographic reading, :func:`octoscan.pipelines.phantom_truth.expected_field_decision`: in-field
+lesions by their true grade, lesions outside the field by their apparent planar grade as issue
+8 item 5 asks; also against true grades everywhere; the tomographic decision against truth's
+decision on the in-field lesions), reference means
 against truth, and one ``JSON {...}`` line with every figure. Issue-8 targets are shown beside
 the figures.
 """
@@ -217,7 +220,7 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
     from octoscan.imaging.phantom.study import describe_study, simulate_study
     from octoscan.models.planar_score import score_planar
     from octoscan.models.tomo_score import score_tomographic
-    from octoscan.pipelines.phantom_truth import compose_truth
+    from octoscan.pipelines.phantom_truth import compose_truth, expected_field_decision
 
     entry, config = job
     study = simulate_study(entry.spec)
@@ -232,14 +235,23 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
         ),
         config,
     )
+    # issue 8 item 5: the tomographic grade decides inside the field, the planar grade
+    # outside; without planar views every lesion is read by its true grade
+    expected = (
+        expected_field_decision(st, config, in_field)
+        if study.planar
+        else truth["expected_decision"]["true"]
+    )
     record: dict[str, Any] = {
         "name": entry.name,
         "edge_case": entry.edge_case,
         "seed": entry.spec.seed,
         "error": None,
         "seconds": None,
-        "expected_status": truth["expected_decision"]["true"]["status"],
-        "review_justified": truth["expected_decision"]["true"]["review_justified"],
+        "expected_status": expected["status"],
+        "review_justified": expected["review_justified"],
+        "expected_true_status": truth["expected_decision"]["true"]["status"],
+        "expected_reasons": list(expected["reasons"]),
         "expected_field_status": field_truth["expected_decision"]["true"]["status"],
         "field_review_justified": field_truth["expected_decision"]["true"]["review_justified"],
         "status": None,
@@ -265,7 +277,7 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
     for ti, (les, out) in enumerate(zip(st.lesions, truth["lesions"], strict=True)):
         det = tomo.lesions[matched[ti]] if ti in matched else None
         met = tomo.metrics(det.id) if det is not None else None
-        p_det = planar.lesions[p_matched[ti]] if ti in p_matched else None
+        p_det = planar.lesions[p_matched[ti]] if planar is not None and ti in p_matched else None
         record["lesions"].append(
             {
                 "id": les.id,
@@ -296,6 +308,7 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
                 ),
                 "recovery": met.recovery if met is not None else None,
                 "detected_diameter_mm": det.diameter_mm if det is not None else None,
+                "z_score": det.z_score if det is not None else None,
                 "region": det.region if det is not None else None,
                 "planar_detected": p_det is not None,
                 "planar_grade": p_det.grade if p_det is not None else None,
@@ -409,6 +422,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         or (r["status"] == "needs_review" and r["review_justified"])
     ]
     field_agree = [r for r in scored if r["tomo_status"] == r["expected_field_status"]]
+    true_agree = [r for r in scored if r["status"] == r["expected_true_status"]]
     by_case: dict[str, list[int]] = {}
     for r in scored:
         v = by_case.setdefault(r["edge_case"], [0, 0])
@@ -452,6 +466,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "decision_agreement": _ratio(len(agree), len(scored)),
         "decision_agreement_or_justified_review": _ratio(len(agree_j), len(scored)),
         "decision_agreement_tomo_in_field": _ratio(len(field_agree), len(scored)),
+        "decision_agreement_true_grades_everywhere": _ratio(len(true_agree), len(scored)),
         "decision_agreement_by_edge_case": {
             k: {"agree": v[0], "n": v[1]} for k, v in sorted(by_case.items())
         },
@@ -574,6 +589,10 @@ def format_report(s: dict[str, Any], *, title: str) -> str:
     out.append(
         f"  tomographic decision vs in-field truth    {_fmt(s['decision_agreement_tomo_in_field'])}"
     )
+    out.append(
+        "  against true grades everywhere (out of field too)  "
+        f"{_fmt(s['decision_agreement_true_grades_everywhere'])}"
+    )
     for case, v in s["decision_agreement_by_edge_case"].items():
         out.append(f"    {case:<16} {v['agree']:3d}/{v['n']:<3d}")
     out.append(
@@ -631,6 +650,7 @@ def format_details(records: Sequence[dict[str, Any]]) -> str:
             )
         if disagree:
             out.append("   reasons: " + " | ".join(r["reasons"][:4]))
+            out.append("   expected because: " + " | ".join(r["expected_reasons"][:4]))
     return "\n".join(out)
 
 

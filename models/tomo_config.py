@@ -128,6 +128,7 @@ class TomoDetectionConfig:
     background_size_mm: float = field(metadata=_r(10.0, 400.0, "mm"))
     min_z_score: float = field(metadata=_r(1.0, 100.0))
     min_contrast: float = field(metadata=_r(0.0, 100.0))
+    level_noise_exponent: float = field(metadata=_r(0.0, 1.0))
     min_liver_lesion_ratio: float = field(metadata=_r(1.0, 10.0))
     segmentation_fraction: float = field(metadata=_r(0.05, 0.95))
     min_volume_ml: float = field(metadata=_r(0.0, 100.0, "mL"))

@@ -438,6 +438,14 @@ def detect_lesions(
         bg = np.where(liver_zone, np.float32(liver_level), bg)
         sd = np.where(liver_zone, np.float32(max(liver_sd, 1e-12)), sd)
     sd = np.maximum(sd, np.float32(max(0.1 * g_sd, 1e-9 * max(float(s.max()), 1.0))))
+    if liver_level is not None and liver_level > 0.0 and detection.level_noise_exponent > 0.0:
+        # emission noise grows with the level: outside the liver the local SD is measured in
+        # tissue at the background's level, below a hot spot's own; take at least the noise
+        # the liver's measured SD predicts at the spot's level
+        level_sd = np.float32(liver_sd) * (np.maximum(s, 0.0) / np.float32(liver_level)) ** (
+            np.float32(detection.level_noise_exponent)
+        )
+        sd = np.where(liver_zone, sd, np.maximum(sd, level_sd))
     bg_eff = np.maximum(bg, np.float32(floor))
     excess = s - bg
     z = excess / sd

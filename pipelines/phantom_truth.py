@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from octoscan.imaging.phantom.truth import StudyTruth
+from octoscan.imaging.phantom.truth import LesionTruth, StudyTruth
 from octoscan.models.config import ScoringConfig, config_hash
 from octoscan.models.decision import decide_eligibility
 from octoscan.models.krenning import KrenningThresholds, grade_from_ratios
@@ -176,6 +176,63 @@ def _decide(
     }
 
 
+def _true_row(truth: StudyTruth, lesion: LesionTruth, thr: KrenningThresholds) -> _Row:
+    """A lesion by its true concentration ratios and longest diameter."""
+    true_ref = lesion.true_ratio_kidney if truth.splenectomy else lesion.true_ratio_spleen
+    return _Row(
+        id=lesion.id,
+        ratio_liver=lesion.true_ratio_liver,
+        ratio_ref=true_ref,
+        diameter_mm=lesion.diameter_mm,
+        center_rc=None,
+        center_lps_mm=lesion.center_lps_mm,
+        borderline=bool(borderline_reasons(lesion.true_ratio_liver, true_ref, thr, what="")),
+    )
+
+
+def _planar_row(truth: StudyTruth, lesion: LesionTruth, thr: KrenningThresholds) -> _Row | None:
+    """A lesion by its apparent ratios on the scored planar view (None when not visible there
+    or when the study has no planar view)."""
+    primary = truth.primary_planar_index
+    if primary is None:
+        return None
+    p = lesion.planar[primary]
+    if not p.visible or p.apparent_ratio_liver is None:
+        return None
+    app_ref = p.apparent_ratio_kidney if truth.splenectomy else p.apparent_ratio_spleen
+    return _Row(
+        id=lesion.id,
+        ratio_liver=p.apparent_ratio_liver,
+        ratio_ref=app_ref,
+        diameter_mm=p.projected_diameter_mm,
+        center_rc=p.center_rc,
+        center_lps_mm=None,
+        borderline=bool(borderline_reasons(p.apparent_ratio_liver, app_ref, thr, what="")),
+    )
+
+
+def expected_field_decision(
+    truth: StudyTruth, config: ScoringConfig, in_field: Sequence[bool]
+) -> dict[str, Any]:
+    """Expected decision of a study read tomographically (issue 8, item 5): lesions inside the
+    SPECT/PET field by their true ratios (the tomographic reading measures concentration),
+    lesions outside it by their apparent ratios on the scored planar view, and only when
+    visible there. ``in_field`` runs parallel to ``truth.lesions``."""
+    thr = config.krenning
+    rows: list[_Row] = []
+    for lesion, inside in zip(truth.lesions, in_field, strict=True):
+        row = _true_row(truth, lesion, thr) if inside else _planar_row(truth, lesion, thr)
+        if row is not None:
+            rows.append(row)
+    return _decide(
+        rows,
+        _references(truth, planar=False),
+        config,
+        ref_organ="kidney" if truth.splenectomy else "spleen",
+        method=f"{GRADING_METHOD_TRUE} in the field; {GRADING_METHOD_PLANAR} outside",
+    )
+
+
 def compose_truth(truth: StudyTruth, config: ScoringConfig) -> dict[str, Any]:
     """truth.json content: :meth:`StudyTruth.to_json` plus grades and the expected decision."""
     thr = config.krenning
@@ -207,35 +264,12 @@ def compose_truth(truth: StudyTruth, config: ScoringConfig) -> dict[str, Any]:
             out["center_rc"] = out["planar"][primary]["center_rc"]
             if p.visible:
                 reasons += borderline_reasons(p.apparent_ratio_liver, app_ref, thr, what="apparent")
-            if p.visible and p.apparent_ratio_liver is not None:
-                planar_rows.append(
-                    _Row(
-                        id=lesion.id,
-                        ratio_liver=p.apparent_ratio_liver,
-                        ratio_ref=app_ref,
-                        diameter_mm=p.projected_diameter_mm,
-                        center_rc=p.center_rc,
-                        center_lps_mm=None,
-                        borderline=bool(
-                            borderline_reasons(p.apparent_ratio_liver, app_ref, thr, what="")
-                        ),
-                    )
-                )
+            row = _planar_row(truth, lesion, thr)
+            if row is not None:
+                planar_rows.append(row)
         out["borderline"] = bool(reasons)
         out["borderline_reasons"] = reasons
-        true_rows.append(
-            _Row(
-                id=lesion.id,
-                ratio_liver=lesion.true_ratio_liver,
-                ratio_ref=true_ref,
-                diameter_mm=lesion.diameter_mm,
-                center_rc=None,
-                center_lps_mm=lesion.center_lps_mm,
-                borderline=bool(
-                    borderline_reasons(lesion.true_ratio_liver, true_ref, thr, what="")
-                ),
-            )
-        )
+        true_rows.append(_true_row(truth, lesion, thr))
     decisions: dict[str, Any] = {
         "rule_set": config.name,
         "uptake_rule": config.decision.uptake_rule,
