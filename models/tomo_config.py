@@ -143,6 +143,25 @@ class TomoDetectionConfig:
 
 
 @dataclass(frozen=True)
+class TomoCTLesionConfig:
+    """Hypodense liver lesions outlined on the fused CT (models/tomo_ct_lesions.py)."""
+
+    enabled: bool
+    report_without_uptake: bool
+    smoothing_fwhm_mm: float = field(metadata=_r(0.0, 30.0, "mm"))
+    min_contrast_hu: float = field(metadata=_r(1.0, 500.0, "HU"))
+    min_contrast_sd: float = field(metadata=_r(0.0, 50.0))
+    min_diameter_mm: float = field(metadata=_r(1.0, 200.0, "mm"))
+    min_sizing_diameter_mm: float = field(metadata=_r(1.0, 200.0, "mm"))
+    max_elongation: float = field(metadata=_r(1.0, 20.0))
+    envelope_closing_mm: float = field(metadata=_r(0.0, 100.0, "mm"))
+    fluid_margin_mm: float = field(metadata=_r(0.0, 50.0, "mm"))
+    shell_mm: float = field(metadata=_r(1.0, 50.0, "mm"))
+    min_liver_shell_fraction: float = field(metadata=_r(0.0, 1.0))
+    size_hot_lesions: bool
+
+
+@dataclass(frozen=True)
 class TomoPVCConfig:
     """Partial-volume correction and which ratio is graded."""
 
@@ -170,6 +189,7 @@ class TomoConfig:
     references: TomoReferenceConfig
     plausibility: TomoPlausibilityConfig
     detection: TomoDetectionConfig
+    ct_lesions: TomoCTLesionConfig
     pvc: TomoPVCConfig
     decision: TomoDecisionConfig
 

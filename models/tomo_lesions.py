@@ -81,6 +81,7 @@ floored at 1 / ``max_correction_factor``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -236,7 +237,9 @@ class Finding:
     and mean on the original grid; ``background`` the background at the peak;
     ``recovery`` the recovery coefficient for a sphere of ``diameter_mm`` and
     ``corrected_peak`` = background + (peak - background) / recovery. ``mask`` (the
-    segmented region) is on the emission grid.
+    segmented region) is on the emission grid. ``outline`` says where the region came from:
+    "emission" (a hot spot) or "ct" (a hypodense liver lesion outlined on the fused CT,
+    :mod:`octoscan.models.tomo_ct_lesions`).
     """
 
     center_lps_mm: tuple[float, float, float]
@@ -258,6 +261,7 @@ class Finding:
     mask: np.ndarray = field(compare=False, repr=False)
     working_mask: np.ndarray = field(compare=False, repr=False)
     warnings: tuple[str, ...] = ()
+    outline: str = "emission"
 
 
 @dataclass(frozen=True)
@@ -298,7 +302,7 @@ def _mad_sd(values: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(values - med)))
 
 
-def _principal(coords_mm: np.ndarray) -> tuple[float, float]:
+def principal_axes(coords_mm: np.ndarray) -> tuple[float, float]:
     """(length mm, elongation) of a point cloud: sqrt(12 l1) and sqrt(l1 / l2)."""
     if len(coords_mm) < 4:
         return 0.0, 1.0
@@ -318,7 +322,7 @@ def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
     return (out[0], out[1], out[2])
 
 
-def _peak_sphere(
+def peak_sphere_mean(
     native: np.ndarray, centre: np.ndarray, affine: np.ndarray, radius_mm: float
 ) -> float:
     """Mean of ``native`` over the ball of ``radius_mm`` around the voxel ``centre``."""
@@ -492,12 +496,7 @@ def detect_lesions(
         if organs.spleen is not None
         else None
     )
-    _, _, z_ax = lps_axes(s.shape, affine)
-    kidney_info = []
-    for kmask in organs.kidneys:
-        centre = np.argwhere(kmask).mean(axis=0) @ affine[:3, :3].T + affine[:3, 3]
-        top = float(np.broadcast_to(z_ax, s.shape)[kmask].max())
-        kidney_info.append((centre, top, float(np.median(s[kmask]))))
+    kidney_info = kidney_landmarks(organs.kidneys, s, affine)
     grade4_level = spleen_level
     if grade4_level is None and kidney_info:
         grade4_level = max(k[2] for k in kidney_info)
@@ -584,7 +583,7 @@ def detect_lesions(
         pts = idx @ affine[:3, :3].T + affine[:3, 3]
         centre = pts.mean(axis=0)
         # the region or the plateau it sits on (several maxima of one bowel loop) elongated
-        length, elong = _principal(pts)
+        length, elong = principal_axes(pts)
         p_length, p_elong, p_volume = _plateau_shape(
             s, physio, t, local_bg, detection, spacing, affine
         )
@@ -601,7 +600,7 @@ def detect_lesions(
             0,
             np.asarray(grid.native_shape) - 1,
         )
-        peak = _peak_sphere(native, peak_idx, native_affine, peak_radius)
+        peak = peak_sphere_mean(native, peak_idx, native_affine, peak_radius)
         peak_lps = peak_idx @ native_affine[:3, :3].T + native_affine[:3, 3]
         reason = _exclusion(
             context,
@@ -714,7 +713,7 @@ def _plateau_shape(
     if lab[local] == 0:
         return 0.0, 1.0, 0.0
     idx = np.argwhere(lab == lab[local]) + np.array([b.start for b in box])
-    length, elong = _principal(idx @ affine[:3, :3].T + affine[:3, 3])
+    length, elong = principal_axes(idx @ affine[:3, :3].T + affine[:3, 3])
     return length, elong, float(len(idx)) * voxel_volume_ml(spacing)
 
 
@@ -896,6 +895,39 @@ def _region_name(
     return "soft tissue" if ctx.ct_hu is not None else "extrahepatic"
 
 
+def kidney_landmarks(
+    kidneys: Sequence[np.ndarray], s: np.ndarray, affine: np.ndarray
+) -> list[tuple[np.ndarray, float, float]]:
+    """(centre LPS mm, top z mm, median uptake of ``s``) of each kidney mask."""
+    _, _, z_ax = lps_axes(s.shape, affine)
+    out = []
+    for kmask in kidneys:
+        centre = np.argwhere(kmask).mean(axis=0) @ affine[:3, :3].T + affine[:3, 3]
+        top = float(np.broadcast_to(z_ax, s.shape)[kmask].max())
+        out.append((centre, top, float(np.median(s[kmask]))))
+    return out
+
+
+def adrenal_zone_side(
+    centre: np.ndarray | Sequence[float],
+    kidney_info: Sequence[tuple[np.ndarray, float, float]],
+    body_mid_x_mm: float,
+) -> str | None:
+    """ "left"/"right" when the LPS point lies in the adrenal zone above that kidney (module
+    docstring, step 5), else None."""
+    lateral = float(centre[0] - body_mid_x_mm)
+    for k_centre, k_top, _ in kidney_info:
+        k_lat = float(k_centre[0] - body_mid_x_mm)
+        if (
+            lateral * k_lat > 0
+            and k_top - _ADRENAL_BELOW_MM <= float(centre[2]) <= k_top + _ADRENAL_ABOVE_MM
+            and _ADRENAL_MEDIAL_MM <= abs(lateral) <= abs(k_lat) + _ADRENAL_LATERAL_EXTRA_MM
+            and abs(float(centre[1] - k_centre[1])) <= _ZONE_DEPTH_MM
+        ):
+            return "left" if k_lat > 0 else "right"
+    return None
+
+
 def _exclusion(
     ctx: _Context,
     t: tuple[int, int, int],
@@ -955,23 +987,14 @@ def _exclusion(
                 f"({peak / ctx.spleen_level:.2f} x spleen): taken as an accessory spleen; "
                 "review if a pancreatic-tail or splenic-hilum lesion is suspected"
             )
-    lateral = float(centre[0] - ctx.body_mid)
     if ctx.grade4_level is not None and not in_liver and volume <= _MAX_ADRENAL_ML:
-        for k_centre, k_top, _ in ctx.kidney_info:
-            k_lat = float(k_centre[0] - ctx.body_mid)
-            if (
-                lateral * k_lat > 0
-                and k_top - _ADRENAL_BELOW_MM <= centre[2] <= k_top + _ADRENAL_ABOVE_MM
-                and _ADRENAL_MEDIAL_MM <= abs(lateral) <= abs(k_lat) + _ADRENAL_LATERAL_EXTRA_MM
-                and abs(float(centre[1] - k_centre[1])) <= _ZONE_DEPTH_MM
-                and peak < det.adrenal_max_ratio_spleen * ctx.grade4_level
-            ):
-                return "adrenal", (
-                    f"{where} in the adrenal zone above the "
-                    f"{'left' if k_lat > 0 else 'right'} kidney, below "
-                    f"{det.adrenal_max_ratio_spleen:g} x spleen: taken as physiological "
-                    "adrenal uptake; review if an adrenal lesion is suspected"
-                )
+        side = adrenal_zone_side(centre, ctx.kidney_info, ctx.body_mid)
+        if side is not None and peak < det.adrenal_max_ratio_spleen * ctx.grade4_level:
+            return "adrenal", (
+                f"{where} in the adrenal zone above the {side} kidney, below "
+                f"{det.adrenal_max_ratio_spleen:g} x spleen: taken as physiological "
+                "adrenal uptake; review if an adrenal lesion is suspected"
+            )
     if ctx.is_pet and ctx.liver_level is not None and not in_liver and volume <= _MAX_UNCINATE_ML:
         for k_centre, _, _ in ctx.kidney_info:
             if float(k_centre[0] - ctx.body_mid) >= 0:

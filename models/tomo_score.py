@@ -45,6 +45,7 @@ from octoscan.models.decision import decide_eligibility
 from octoscan.models.grading import grade_lesion
 from octoscan.models.stats import RatioInterval
 from octoscan.models.tomo_config import TomoConfig, tomo_config_hash
+from octoscan.models.tomo_ct_lesions import add_ct_liver_lesions, outline_ct_liver_lesions
 from octoscan.models.tomo_lesions import DetectionResult, ExcludedFinding, detect_lesions
 from octoscan.models.tomo_organs import (
     METHOD_CT,
@@ -258,6 +259,18 @@ def score_tomographic(
     warnings.extend(found.warnings)
     for ex in found.excluded:
         warnings.append(f"not scored: {ex.reason}")
+    if tomo.ct_lesions.enabled and ct_hu is not None:
+        ct_lesions = outline_ct_liver_lesions(organs, grid, cfg=tomo.ct_lesions, ct_cfg=tomo.ct)
+        found = add_ct_liver_lesions(
+            found,
+            ct_lesions,
+            grid,
+            native,
+            fwhm_mm=fwhm,
+            cfg=tomo.ct_lesions,
+            pvc=tomo.pvc,
+            peak_volume_ml=tomo.detection.peak_volume_ml,
+        )
 
     references = _references(organs, found, image, grid, native, fwhm, tomo)
     review: list[str] = []
@@ -550,6 +563,7 @@ def _grade(
                 region=f.region,
                 grading_method=(
                     f"{modality.upper()} peak ({tomo.detection.peak_volume_ml:g} mL)"
+                    + (" at the centre of the CT outline" if f.outline == "ct" else "")
                     + (
                         f", partial-volume corrected (RC {f.recovery:.2f})"
                         if tomo.pvc.grade_on == "corrected"
