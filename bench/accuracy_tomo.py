@@ -332,6 +332,10 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
             }
         )
     record["excluded"] = dict(Counter(ex.kind for ex in tomo.excluded))
+    record["set_aside"] = [
+        {"kind": ex.kind, "center_lps_mm": [round(v, 1) for v in ex.center_lps_mm]}
+        for ex in tomo.excluded
+    ]
     record["tomo_status"] = tomo.decision.status
     if planar is not None:
         decision = _combined_decision(tomo, emission, planar, config)
@@ -631,8 +635,14 @@ def format_details(records: Sequence[dict[str, Any]]) -> str:
             + (f" ERROR {r['error']}" if r["error"] else "")
         )
         for x in missed + wrong:
+            aside = [
+                e["kind"]
+                for e in r.get("set_aside", [])
+                if math.dist(e["center_lps_mm"], x["center_lps_mm"])
+                <= max(15.0, x["diameter_mm"] / 2.0)
+            ]
             what = (
-                "MISSED"
+                "MISSED" + (f" (set aside: {', '.join(aside)})" if aside else "")
                 if not x["detected"]
                 else f"grade {x['grade_corrected']} (unc {x['grade_uncorrected']}) "
                 f"r={x['ratio_liver_corrected']:.2f} (unc {x['ratio_liver_uncorrected']:.2f}) "

@@ -64,6 +64,7 @@ so that picking the most uniform position does not also pick an optimistic noise
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -449,6 +450,55 @@ def _liver_from_ct(
             return None, "the CT liver has no liver-like tracer uptake"
         return part, None
     return None, "no right-sided part in the CT liver window"
+
+
+def _spleen_from_ct(
+    s: np.ndarray,
+    ct_hu: np.ndarray,
+    body: BodyFrame,
+    liver_hull: np.ndarray,
+    kidneys: Sequence[np.ndarray],
+    affine: np.ndarray,
+    spacing: tuple[float, float, float],
+    cfg: TomoOrganConfig,
+    ct_cfg: TomoCTConfig,
+    *,
+    min_level: float,
+) -> np.ndarray | None:
+    """The spleen on the CT when the emission image does not show it as a hot organ: the
+    largest part of the CT spleen window, outside the liver hull and the kidneys, at least
+    ``spleen_min_lateral_mm`` to the patient's left of the midline, with organ-level uptake
+    (``min_level``: muscle shares the spleen's HU, not its uptake), cut where its uptake
+    falls to half its top level, with a spleen's volume; None when there is none
+    (splenectomy)."""
+    hu = gaussian_mm(ct_hu, ct_cfg.smoothing_fwhm_mm, spacing)
+    x, _, _ = lps_axes(s.shape, affine)
+    left = np.broadcast_to(x - body.midline_x_mm >= cfg.spleen_min_lateral_mm, s.shape)
+    window = (
+        body.mask
+        & left
+        & ~liver_hull
+        & (hu >= ct_cfg.spleen_hu_min)
+        & (hu <= ct_cfg.spleen_hu_max)
+        & (s >= min_level)
+    )
+    for kidney in kidneys:
+        window &= ~kidney
+    window = open_mm(window, ct_cfg.opening_radius_mm, spacing)
+    labels, n = ndimage.label(window)
+    if n == 0:
+        return None
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    part = labels == int(np.argmax(sizes))
+    # soft tissue around it shares the window and the blurred spleen's halo: the organ ends
+    # where its uptake falls to half its top level
+    top = float(np.percentile(s[part], 95.0))
+    part = largest_component(part & (s >= 0.5 * top))
+    volume = float(part.sum()) * voxel_volume_ml(spacing)
+    if not cfg.spleen_min_volume_ml <= volume <= cfg.spleen_max_volume_ml:
+        return None
+    return part
 
 
 def _hull(liver: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -934,6 +984,18 @@ def locate_organs(
             kidneys = kept
         if bladder is not None and in_liver(bladder):
             bladder = None
+    if spleen is None and ct_hu is not None and method == METHOD_CT and hull is not None:
+        # no hot spleen on the emission image: a liver as avid as the spleen (diffuse
+        # involvement) hides it from the hot-organ search; the CT still shows it
+        spleen = _spleen_from_ct(
+            s, ct_hu, body, hull, kidneys, affine, spacing, organs, ct, min_level=organ_level
+        )
+        if spleen is not None:
+            warnings = [w for w in warnings if not w.startswith("no spleen found")]
+            warnings.append(
+                "spleen outlined on the CT: it does not stand out as a hot organ on the "
+                "emission image"
+            )
     if liver is not None:
         # a voxel belongs to one organ: the hot organs keep their outline
         for other in (spleen, bladder, *kidneys):

@@ -11,6 +11,7 @@ from octoscan.imaging.errors import InvalidInputError
 from octoscan.models.tomo_organs import (
     METHOD_CT,
     METHOD_EMISSION,
+    _spleen_from_ct,
     ball,
     close_mm,
     dilate_mm,
@@ -18,6 +19,7 @@ from octoscan.models.tomo_organs import (
     distance_to_mm,
     effective_resels,
     erode_mm,
+    gaussian_mm,
     locate_organs,
     open_mm,
     place_reference,
@@ -80,6 +82,39 @@ def test_splenectomy_is_reported() -> None:
     assert organs.spleen is None
     assert len(organs.kidneys) == 2
     assert any("no spleen found" in w for w in organs.warnings)
+
+
+@pytest.mark.parametrize("spleen", [True, False])
+def test_spleen_found_on_ct_when_the_emission_search_misses_it(spleen: bool) -> None:
+    """The CT fallback for a spleen hidden by an equally avid liver: the spleen window on
+    the patient's left with organ-level uptake, cut at half its uptake; nothing after a
+    splenectomy."""
+    cfg = tb.tomo_config()
+    organs, grid, emission = _organs(ct=True, spleen=spleen)
+    hu = resample_ct_to(tb.ct_volume(spleen=spleen), grid.shape, grid.affine).array
+    assert organs.liver_hull is not None
+    s = gaussian_mm(grid.reduce(emission.array), cfg.organs.smoothing_fwhm_mm, grid.spacing_mm)
+    found = _spleen_from_ct(
+        s,
+        hu,
+        organs.body,
+        organs.liver_hull,
+        organs.kidneys,
+        grid.affine,
+        grid.spacing_mm,
+        cfg.organs,
+        cfg.ct,
+        min_level=organs.organ_level,
+    )
+    if not spleen:
+        assert found is None
+        return
+    assert found is not None
+    np.testing.assert_allclose(_centre(found, grid.affine), tb.SPLEEN.centre, atol=8.0)
+    true_spleen = tb.true_mask(emission, tb.SPLEEN)[: grid.shape[0], :, :]
+    assert _dice(found, true_spleen) > 0.8
+    # the body wall shares the spleen's HU (40 vs 46) but is cut off at half its uptake
+    assert float(found.sum()) == pytest.approx(float(true_spleen.sum()), rel=0.25)
 
 
 def test_empty_volume_is_refused() -> None:
