@@ -43,7 +43,9 @@ Detection (``[tomo.detection]``; working grid, LPS mm):
    ``accessory_spleen_min_ratio_spleen`` and ``_ACCESSORY_MAX_RATIO`` x spleen uptake: a
    splenule; a pancreatic-tail lesion can look the same, so the reason says so); the
    adrenal zone (20 mm below to 50 mm above a kidney's upper pole, 10 mm from the midline to
-   15 mm lateral of the kidney centre, within 40 mm front-back) below
+   15 mm lateral of the kidney centre, within 40 mm front-back; in the liver zone, where the
+   right adrenal's blurred uptake spills into the liver, only 10 mm or more medial to the
+   kidney centre and at most 20 mm in front of it) below
    ``adrenal_max_ratio_spleen`` x spleen (or kidney); on PET the uncinate-process zone
    (medial to the right kidney, 20-90 mm in front of it, within 40 mm of its height) below
    ``uncinate_max_ratio_liver`` x liver; with a fused CT, fluid density (at least
@@ -119,6 +121,8 @@ _ADRENAL_BELOW_MM = 20.0
 _ADRENAL_MEDIAL_MM = 10.0
 _ADRENAL_LATERAL_EXTRA_MM = 15.0
 _ZONE_DEPTH_MM = 40.0
+_ADRENAL_AT_LIVER_FRONT_MM = 20.0  # at the liver: at most this far in front of the kidney centre
+_ADRENAL_AT_LIVER_MEDIAL_MM = 10.0  # ... and at least this far medial to it
 _UNCINATE_FRONT_MM = (20.0, 90.0)
 _UNCINATE_MEDIAL_MM = (-15.0, 60.0)  # from the right kidney centre towards the midline
 _MAX_ADRENAL_ML = 20.0
@@ -912,17 +916,27 @@ def adrenal_zone_side(
     centre: np.ndarray | Sequence[float],
     kidney_info: Sequence[tuple[np.ndarray, float, float]],
     body_mid_x_mm: float,
+    *,
+    at_liver: bool = False,
 ) -> str | None:
-    """ "left"/"right" when the LPS point lies in the adrenal zone above that kidney (module
-    docstring, step 5), else None."""
+    """Side ("left"/"right") when the LPS point lies in the adrenal zone above that kidney
+    (module docstring, step 5), else None. ``at_liver``: a spot in the liver zone counts only
+    in the part of the zone at least ``_ADRENAL_AT_LIVER_MEDIAL_MM`` medial to the kidney's
+    centre and no more than ``_ADRENAL_AT_LIVER_FRONT_MM`` in front of it (where the right
+    adrenal meets the liver's bare area; the rest of the zone is posterior right lobe)."""
     lateral = float(centre[0] - body_mid_x_mm)
     for k_centre, k_top, _ in kidney_info:
         k_lat = float(k_centre[0] - body_mid_x_mm)
+        lateral_limit = abs(k_lat) + (
+            -_ADRENAL_AT_LIVER_MEDIAL_MM if at_liver else _ADRENAL_LATERAL_EXTRA_MM
+        )
+        front = float(k_centre[1] - centre[1])  # LPS: +y is posterior
         if (
             lateral * k_lat > 0
             and k_top - _ADRENAL_BELOW_MM <= float(centre[2]) <= k_top + _ADRENAL_ABOVE_MM
-            and _ADRENAL_MEDIAL_MM <= abs(lateral) <= abs(k_lat) + _ADRENAL_LATERAL_EXTRA_MM
-            and abs(float(centre[1] - k_centre[1])) <= _ZONE_DEPTH_MM
+            and _ADRENAL_MEDIAL_MM <= abs(lateral) <= lateral_limit
+            and abs(front) <= _ZONE_DEPTH_MM
+            and (not at_liver or front <= _ADRENAL_AT_LIVER_FRONT_MM)
         ):
             return "left" if k_lat > 0 else "right"
     return None
@@ -987,12 +1001,15 @@ def _exclusion(
                 f"({peak / ctx.spleen_level:.2f} x spleen): taken as an accessory spleen; "
                 "review if a pancreatic-tail or splenic-hilum lesion is suspected"
             )
-    if ctx.grade4_level is not None and not in_liver and volume <= _MAX_ADRENAL_ML:
-        side = adrenal_zone_side(centre, ctx.kidney_info, ctx.body_mid)
+    if ctx.grade4_level is not None and volume <= _MAX_ADRENAL_ML:
+        # the right adrenal abuts the liver: blurred, it spills into the liver zone, where
+        # only the part of the zone medial to and behind the kidney's centre counts
+        side = adrenal_zone_side(centre, ctx.kidney_info, ctx.body_mid, at_liver=in_liver)
         if side is not None and peak < det.adrenal_max_ratio_spleen * ctx.grade4_level:
             return "adrenal", (
-                f"{where} in the adrenal zone above the {side} kidney, below "
-                f"{det.adrenal_max_ratio_spleen:g} x spleen: taken as physiological "
+                f"{where} in the adrenal zone above the {side} kidney"
+                + (" at the liver's edge" if in_liver else "")
+                + f", below {det.adrenal_max_ratio_spleen:g} x spleen: taken as physiological "
                 "adrenal uptake; review if an adrenal lesion is suspected"
             )
     if ctx.is_pet and ctx.liver_level is not None and not in_liver and volume <= _MAX_UNCINATE_ML:

@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from octoscan.models.tomo_lesions import (
     DetectionResult,
+    adrenal_zone_side,
     detect_lesions,
     isocontour_radius,
     recovery_centre,
@@ -280,3 +281,25 @@ def test_fluid_density_hot_spot_is_excluded_on_ct() -> None:
     assert "fluid density" in found.excluded[0].reason
     assert len(found.findings) == 1
     assert found.findings[0].region == "soft tissue"
+
+
+def test_adrenal_zone_at_the_liver_is_its_medial_posterior_part() -> None:
+    """The right adrenal abuts the liver's bare area: a spot in the liver zone is taken for
+    the adrenal only well medial to the kidney's centre and not far in front of it; elsewhere
+    the wider zone holds."""
+    kidney = (np.array([-60.0, 40.0, 1000.0]), 1040.0, 300.0)  # centre LPS, top z, level
+    medial_behind = (-45.0, 35.0, 1060.0)
+    lateral = (-72.0, 35.0, 1060.0)
+    beside = (-55.0, 35.0, 1060.0)  # medial to the kidney centre, but by less than 10 mm
+    in_front = (-45.0, 10.0, 1060.0)
+    too_high = (-45.0, 35.0, 1100.0)
+    assert adrenal_zone_side(medial_behind, [kidney], 0.0) == "right"
+    assert adrenal_zone_side(medial_behind, [kidney], 0.0, at_liver=True) == "right"
+    assert adrenal_zone_side(lateral, [kidney], 0.0) == "right"
+    assert adrenal_zone_side(lateral, [kidney], 0.0, at_liver=True) is None
+    assert adrenal_zone_side(beside, [kidney], 0.0) == "right"
+    assert adrenal_zone_side(beside, [kidney], 0.0, at_liver=True) is None
+    assert adrenal_zone_side(in_front, [kidney], 0.0) == "right"
+    assert adrenal_zone_side(in_front, [kidney], 0.0, at_liver=True) is None
+    assert adrenal_zone_side(too_high, [kidney], 0.0) is None
+    assert adrenal_zone_side((45.0, 35.0, 1060.0), [kidney], 0.0) is None  # other side
