@@ -23,8 +23,11 @@ Detection (``[tomo.detection]``; working grid, LPS mm):
    candidates); a maximum joined to one of them by a pass above ``_SADDLE_FRACTION`` of its
    height and not ``_HOTTER_THAN_ORGAN`` x hotter than the organ is the organ's shoulder.
 4. Segmentation: a watershed of S (markers: candidates and the organs) splits the field into
-   basins; each lesion is the connected part of its basin above ``segmentation_fraction``
-   of its peak's excess over the background. A region that would reach more than
+   basins; two candidates' basins joined by a pass less than ``_MERGE_DIP_SD`` noise SDs or
+   ``_MERGE_DIP_FRACTION`` of the lower peak's excess below that peak are one lesion (maxima
+   of one plateau: a large lesion at a fine resolution); each lesion is the connected part
+   of its basin above ``segmentation_fraction`` of its peak's excess over the background.
+   A region that would reach more than
    ``_LIVER_SPILL_FRACTION`` into the liver zone (a lesion at the liver's edge, the
    gallbladder) is measured against liver instead and must pass the liver criteria.
    Regions under ``min_volume_ml`` are dropped.
@@ -127,6 +130,8 @@ _UNCINATE_FRONT_MM = (20.0, 90.0)
 _UNCINATE_MEDIAL_MM = (-15.0, 60.0)  # from the right kidney centre towards the midline
 _MAX_ADRENAL_ML = 20.0
 _MAX_UNCINATE_ML = 15.0
+_MERGE_DIP_SD = 3.0  # two maxima joined by a pass less deep than this many noise SDs ...
+_MERGE_DIP_FRACTION = 0.1  # ... or this share of the lower one's excess are one lesion
 _CLIP_SD = 2.5  # local background: voxels this many local SDs above the local mean are dropped
 _MIN_COVERAGE = 0.05  # share of background voxels a box needs for local statistics
 _ACCESSORY_MAX_RATIO = 1.25  # a splenule is spleen tissue: never much hotter than the spleen
@@ -490,6 +495,7 @@ def detect_lesions(
     if keep:
         region_mask = body.mask & ((excess > 0) | physio)
         basins = np.asarray(watershed(-s, markers, mask=region_mask), dtype=np.int32)
+        _merge_plateau_maxima(basins, s, keep, sd, bg)
     else:
         basins = np.zeros(s.shape, dtype=np.int32)
     boxes = ndimage.find_objects(basins)
@@ -692,6 +698,62 @@ def detect_lesions(
         noise_sd=sd,
         warnings=tuple(messages),
     )
+
+
+def _merge_plateau_maxima(
+    basins: np.ndarray,
+    s: np.ndarray,
+    keep: Sequence[tuple[int, int, int]],
+    sd: np.ndarray,
+    bg: np.ndarray,
+) -> None:
+    """Merge, in place, the basin of a candidate into its neighbour's when the pass between
+    them dips less than max(``_MERGE_DIP_SD`` noise SDs, ``_MERGE_DIP_FRACTION`` of the
+    lower peak's excess) below the lower peak: two maxima of one plateau (a large lesion
+    seen at a fine resolution), not two lesions. Candidate labels are 1..len(keep); a merged
+    label is left without voxels."""
+    n = len(keep)
+    if n < 2:
+        return
+    saddle: dict[tuple[int, int], float] = {}
+    for axis in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        a, b = basins[tuple(lo)], basins[tuple(hi)]
+        m = (a != b) & (a > 0) & (b > 0) & (a <= n) & (b <= n)
+        if not m.any():
+            continue
+        va = np.minimum(s[tuple(lo)][m], s[tuple(hi)][m])
+        la, lb = np.minimum(a[m], b[m]), np.maximum(a[m], b[m])
+        for i, j, v in zip(la.tolist(), lb.tolist(), va.tolist(), strict=True):
+            if v > saddle.get((i, j), -np.inf):
+                saddle[(i, j)] = v
+    parent = list(range(n + 1))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    peak = [0.0] + [float(s[t]) for t in keep]
+    for (i, j), v in sorted(saddle.items(), key=lambda item: -item[1]):
+        ri, rj = root(i), root(j)
+        if ri == rj:
+            continue
+        low = ri if peak[ri] <= peak[rj] else rj
+        t = keep[low - 1]
+        dip = peak[low] - v
+        allowed = max(
+            _MERGE_DIP_SD * float(sd[t]), _MERGE_DIP_FRACTION * (peak[low] - float(bg[t]))
+        )
+        if dip < allowed:
+            parent[low] = rj if low == ri else ri
+    mapping = np.arange(basins.max() + 1, dtype=np.int32)
+    for k in range(1, n + 1):
+        mapping[k] = root(k)
+    basins[...] = mapping[basins]
 
 
 def _plateau_shape(

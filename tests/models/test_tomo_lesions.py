@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from octoscan.models import tomo_lesions
 from octoscan.models.tomo_lesions import (
     DetectionResult,
     adrenal_zone_side,
@@ -303,3 +304,51 @@ def test_adrenal_zone_at_the_liver_is_its_medial_posterior_part() -> None:
     assert adrenal_zone_side(in_front, [kidney], 0.0, at_liver=True) is None
     assert adrenal_zone_side(too_high, [kidney], 0.0) is None
     assert adrenal_zone_side((45.0, 35.0, 1060.0), [kidney], 0.0) is None  # other side
+
+
+def _detect_pet_like(lesions, *, seed: int) -> DetectionResult:
+    """Detection at a PET-like resolution (6.5 mm FWHM, 10 % noise), no CT."""
+    cfg = tb.tomo_config()
+    emission = tb.emission_volume(
+        lesions, fwhm_mm=6.5, noise_cov=0.10, seed=seed, resolution_fwhm_mm=6.5
+    )
+    grid = working_grid(emission, working_voxel_mm=cfg.resolution.working_voxel_mm)
+    image = grid.reduce(emission.array)
+    organs = locate_organs(image, grid, ct_hu=None, organs=cfg.organs, ct=cfg.ct)
+    return detect_lesions(
+        image,
+        grid,
+        organs,
+        emission.array,
+        fwhm_mm=6.5,
+        is_pet=True,
+        detection=cfg.detection,
+        organ_cfg=cfg.organs,
+        ct_cfg=cfg.ct,
+        pvc=cfg.pvc,
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_large_lesion_at_fine_resolution_is_one_lesion(seed: int, monkeypatch) -> None:
+    """A 50 mm lesion seen at 6.5 mm FWHM is a noisy plateau with several maxima more than
+    ``min_peak_distance_mm`` apart: joined by shallow passes, they are one lesion."""
+    big = tb.Sphere((-40.0, -60.0, 1120.0), 25.0, 4.0)
+    found = _detect_pet_like((big,), seed=seed)
+    assert len(found.findings) == 1
+    assert found.findings[0].diameter_mm == pytest.approx(50.0, rel=0.1)
+    # without the merge the same plateau falls apart (these seeds were chosen for it)
+    monkeypatch.setattr(tomo_lesions, "_MERGE_DIP_SD", 0.0)
+    monkeypatch.setattr(tomo_lesions, "_MERGE_DIP_FRACTION", 0.0)
+    assert len(_detect_pet_like((big,), seed=seed).findings) == 2
+
+
+def test_neighbouring_lesions_stay_two() -> None:
+    pair = (
+        tb.Sphere((-60.0, -60.0, 1120.0), 10.0, 4.0),
+        tb.Sphere((-25.0, -60.0, 1120.0), 10.0, 3.0),
+    )
+    found = _detect_pet_like(pair, seed=1)
+    assert len(found.findings) == 2
+    for sphere in pair:
+        assert _match(found, sphere)[1] <= 5.0
