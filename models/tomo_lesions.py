@@ -53,8 +53,9 @@ Detection (``[tomo.detection]``; working grid, LPS mm):
    (medial to the right kidney, 20-90 mm in front of it, within 40 mm of its height) below
    ``uncinate_max_ratio_liver`` x liver; with a fused CT, fluid density (at least
    ``_FLUID_MIN_FRACTION`` of the lesion core in [``fluid_hu_min``, ``fluid_hu_max``], or
-   of the whole region when the core is under ``_FLUID_MIN_CORE_ML``: gallbladder, urine,
-   bowel content).
+   of the whole region when the core is under ``_FLUID_MIN_CORE_ML``; or the whole region's
+   median HU in that window with less than ``_FLUID_MAX_FAT_SHARE`` of it fat: gallbladder,
+   urine, bowel content).
 
 Measurement (original grid): ``center_lps_mm`` is the centroid of the segmented region (not
 the peak, which is reported separately as ``peak_lps_mm``); ``diameter_mm`` and
@@ -118,6 +119,7 @@ _SADDLE_FRACTION = 0.8  # a maximum joined to an organ above this fraction is th
 _HOTTER_THAN_ORGAN = 1.5  # ... unless it is this much hotter than the organ (75th percentile)
 _CORE_FRACTION = 0.7  # lesion core (for CT values): above this fraction of the peak excess
 _FLUID_MIN_FRACTION = 0.7  # share of core voxels in the fluid window that makes it fluid
+_FLUID_MAX_FAT_SHARE = 0.1  # a water-dense region with less fat than this is fluid too
 _FLUID_MIN_CORE_ML = 2.0  # smaller cores mix with their surroundings: the region is judged
 _ADRENAL_ABOVE_MM = 50.0
 _ADRENAL_BELOW_MM = 20.0
@@ -1099,7 +1101,14 @@ def _exclusion(
         if judged.sum() * ctx.vox_ml >= _FLUID_MIN_CORE_ML:
             hu = ctx.ct_hu[box][judged]
             fluid = (hu >= ctx.ct_cfg.fluid_hu_min) & (hu <= ctx.ct_cfg.fluid_hu_max)
-            if float(fluid.mean()) >= _FLUID_MIN_FRACTION:
+            # or the whole region water-dense at its median with almost no fat in it (a
+            # bowel loop's content; a node in fat has fat in its blurred region)
+            whole = ctx.ct_hu[box][region]
+            water_like = (
+                ctx.ct_cfg.fluid_hu_min <= float(np.median(whole)) <= ctx.ct_cfg.fluid_hu_max
+                and float(np.mean(whole < ctx.ct_cfg.fluid_hu_min)) < _FLUID_MAX_FAT_SHARE
+            )
+            if float(fluid.mean()) >= _FLUID_MIN_FRACTION or water_like:
                 return "fluid", (
                     f"{where} of fluid density on CT (median {float(np.median(hu)):.0f} HU): "
                     "gallbladder, urine or bowel content, not scored"

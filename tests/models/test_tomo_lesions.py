@@ -352,3 +352,19 @@ def test_neighbouring_lesions_stay_two() -> None:
     assert len(found.findings) == 2
     for sphere in pair:
         assert _match(found, sphere)[1] <= 5.0
+
+
+def test_water_dense_loop_without_fat_is_fluid(monkeypatch) -> None:
+    """A faint hot spot of 20 HU (bowel content) in soft tissue: fewer than 70 % of its core
+    voxels fall in the fluid window with 12 HU of CT noise, but its median does and it holds
+    no fat, so it is set aside as fluid; the node beside it is kept."""
+    loop = tb.Sphere((-40.0, -95.0, 960.0), 12.0, 0.6)
+    node = tb.Sphere((50.0, -20.0, 1120.0), 12.0, 6.0)
+    ct = tb.ct_volume((loop, node), lesion_hu=(20.0, 40.0), noise_hu=12.0)
+    found, _ = _detect((loop, node), ct_hu=ct)
+    assert [e.kind for e in found.excluded] == ["fluid"]
+    assert len(found.findings) == 1 and _match(found, node)[1] <= 5.0
+    # the fraction rule alone lets it through
+    monkeypatch.setattr(tomo_lesions, "_FLUID_MAX_FAT_SHARE", -1.0)
+    found, _ = _detect((loop, node), ct_hu=ct)
+    assert found.excluded == () and len(found.findings) == 2
