@@ -39,7 +39,10 @@ grade), decision agreement (the combined decision against the decision truth exp
 tomographic reading, :func:`octoscan.pipelines.phantom_truth.expected_field_decision`: in-field
 lesions by their true grade, lesions outside the field by their apparent planar grade as issue
 8 item 5 asks; also against true grades everywhere; the tomographic decision against truth's
-decision on the in-field lesions), reference means
+decision on the in-field lesions; and leaving out in-field lesions that neither the emission
+image (at least ``SEEN_MIN_CONTRAST`` above the surroundings' uptake) nor the CT (at least
+``SEEN_MIN_HU`` from the CT number of half its surroundings) shows, which no reading can weigh),
+reference means
 against truth, and one ``JSON {...}`` line with every figure. Issue-8 targets are shown beside
 the figures.
 """
@@ -73,6 +76,9 @@ from accuracy import planar_images_of
 MATCH_MIN_MM = 15.0  # a tomographic detection within max(this, longest radius) matches
 PLANAR_MATCH_MIN_MM = 10.0  # as bench/accuracy.py
 SURROUND_SHELL_MM = 8.0  # the lesion's surroundings: normal tissue up to this far outside it
+SEEN_MIN_CONTRAST = 0.2  # a lesion the emission image shows: this much above its surroundings
+SEEN_MIN_HU = 15.0  # ... or the CT: this far from the CT number of ...
+SEEN_MIN_CT_SHARE = 0.5  # ... at least this share of its surroundings
 LARGE_MM = 15.0  # issue 8: sensitivity for lesions >= 1.5 cm hotter than their surroundings
 CLEAR_CONTRAST = 1.5  # also reported: lesions at least this many times their surroundings
 SIZE_BINS_MM: tuple[tuple[float, float], ...] = (
@@ -100,13 +106,33 @@ def surround_ratios(study: Any) -> list[float]:
     ``SURROUND_SHELL_MM`` outside it, from the phantom's tissue labels."""
     from octoscan.imaging.phantom.anatomy import Tissue
 
-    grid, labels, model = study.grid, study.labels, study.activity
+    model = study.activity
     lut = np.zeros(256, dtype=np.float64)
     for tissue in Tissue:
         lut[int(tissue)] = model.kbq_per_ml(tissue) / model.liver_kbq_per_ml
+    return _surround_means(study, lut)
+
+
+def ct_contrast_shares(study: Any) -> list[float]:
+    """Per lesion: share of the normal tissue in the same shell whose CT number differs from
+    the lesion's by at least ``SEEN_MIN_HU`` (how much of its outline the CT shows)."""
+    from octoscan.imaging.phantom.tomo import HU, LESION_HU
+
+    out = []
+    for k, lesion in enumerate(study.lesions):
+        lut = np.zeros(256, dtype=np.float64)
+        for tissue, hu in HU.items():
+            lut[int(tissue)] = float(abs(hu - LESION_HU[lesion.site]) >= SEEN_MIN_HU)
+        out.append(_surround_means(study, lut, only=k)[0])
+    return out
+
+
+def _surround_means(study: Any, lut: np.ndarray, only: int | None = None) -> list[float]:
+    grid, labels = study.grid, study.labels
     axes = [grid.axis_mm(a) for a in range(3)]
     out = []
-    for lesion in study.lesions:
+    lesions = study.lesions if only is None else [study.lesions[only]]
+    for lesion in lesions:
         lo, hi = lesion.shape.bounds_mm()
         pad = SURROUND_SHELL_MM + max(grid.spacing_mm)
         sz = grid.index_range(0, lo[2] - pad, hi[2] + pad)
@@ -177,6 +203,20 @@ def match_planar(truth: dict[str, Any], score: Any) -> dict[int, int]:
     return _match(pairs)
 
 
+def _seen(study: Any, surround: Sequence[float]) -> list[bool]:
+    """Per lesion: can any reading of the study see it? At least ``SEEN_MIN_CONTRAST`` above
+    its surroundings' uptake, or at least ``SEEN_MIN_HU`` away from the CT number of
+    ``SEEN_MIN_CT_SHARE`` of its surroundings (a cold liver metastasis on CT). Lesions
+    neither shows (a pancreatic lesion with the pancreas's uptake and density) are left out
+    of the "seen" expected decision."""
+    shares = ct_contrast_shares(study)
+    out = []
+    for les, around, share in zip(study.lesions, surround, shares, strict=True):
+        emission = les.ratio_liver >= (1.0 + SEEN_MIN_CONTRAST) * around
+        out.append(bool(emission or share >= SEEN_MIN_CT_SHARE))
+    return out
+
+
 def _in_field(emission: Volume, center: Sequence[float]) -> bool:
     from octoscan.models.tomo_pairing import bounding_box_lps
 
@@ -229,6 +269,7 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
     emission, ct = study_volumes(study)
     surround = surround_ratios(study)
     in_field = [_in_field(emission, les.center_lps_mm) for les in st.lesions]
+    seen = _seen(study, surround)
     field_truth = compose_truth(
         dataclasses.replace(
             st, lesions=tuple(x for x, f in zip(st.lesions, in_field, strict=True) if f)
@@ -242,6 +283,11 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
         if study.planar
         else truth["expected_decision"]["true"]
     )
+    expected_seen = (
+        expected_field_decision(st, config, in_field, seen=seen)
+        if study.planar
+        else expected_field_decision(st, config, [True] * len(st.lesions), seen=seen)
+    )
     record: dict[str, Any] = {
         "name": entry.name,
         "edge_case": entry.edge_case,
@@ -252,6 +298,7 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
         "review_justified": expected["review_justified"],
         "expected_true_status": truth["expected_decision"]["true"]["status"],
         "expected_reasons": list(expected["reasons"]),
+        "expected_seen_status": expected_seen["status"],
         "expected_field_status": field_truth["expected_decision"]["true"]["status"],
         "field_review_justified": field_truth["expected_decision"]["true"]["review_justified"],
         "status": None,
@@ -427,6 +474,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ]
     field_agree = [r for r in scored if r["tomo_status"] == r["expected_field_status"]]
     true_agree = [r for r in scored if r["status"] == r["expected_true_status"]]
+    seen_agree = [r for r in scored if r["status"] == r["expected_seen_status"]]
     by_case: dict[str, list[int]] = {}
     for r in scored:
         v = by_case.setdefault(r["edge_case"], [0, 0])
@@ -471,6 +519,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "decision_agreement_or_justified_review": _ratio(len(agree_j), len(scored)),
         "decision_agreement_tomo_in_field": _ratio(len(field_agree), len(scored)),
         "decision_agreement_true_grades_everywhere": _ratio(len(true_agree), len(scored)),
+        "decision_agreement_seen_lesions": _ratio(len(seen_agree), len(scored)),
         "decision_agreement_by_edge_case": {
             k: {"agree": v[0], "n": v[1]} for k, v in sorted(by_case.items())
         },
@@ -596,6 +645,10 @@ def format_report(s: dict[str, Any], *, title: str) -> str:
     out.append(
         "  against true grades everywhere (out of field too)  "
         f"{_fmt(s['decision_agreement_true_grades_everywhere'])}"
+    )
+    out.append(
+        "  leaving out in-field lesions neither emission nor CT shows  "
+        f"{_fmt(s['decision_agreement_seen_lesions'])}"
     )
     for case, v in s["decision_agreement_by_edge_case"].items():
         out.append(f"    {case:<16} {v['agree']:3d}/{v['n']:<3d}")

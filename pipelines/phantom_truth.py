@@ -212,15 +212,23 @@ def _planar_row(truth: StudyTruth, lesion: LesionTruth, thr: KrenningThresholds)
 
 
 def expected_field_decision(
-    truth: StudyTruth, config: ScoringConfig, in_field: Sequence[bool]
+    truth: StudyTruth,
+    config: ScoringConfig,
+    in_field: Sequence[bool],
+    *,
+    seen: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
     """Expected decision of a study read tomographically (issue 8, item 5): lesions inside the
     SPECT/PET field by their true ratios (the tomographic reading measures concentration),
     lesions outside it by their apparent ratios on the scored planar view, and only when
-    visible there. ``in_field`` runs parallel to ``truth.lesions``."""
+    visible there. ``in_field`` (and ``seen``: False leaves an in-field lesion out, e.g. one
+    that neither the emission image nor the CT shows) run parallel to ``truth.lesions``."""
     thr = config.krenning
     rows: list[_Row] = []
-    for lesion, inside in zip(truth.lesions, in_field, strict=True):
+    shown = seen if seen is not None else [True] * len(truth.lesions)
+    for lesion, inside, visible in zip(truth.lesions, in_field, shown, strict=True):
+        if inside and not visible:
+            continue
         row = _true_row(truth, lesion, thr) if inside else _planar_row(truth, lesion, thr)
         if row is not None:
             rows.append(row)
