@@ -53,7 +53,6 @@ around raises a cold lesion's uptake: corrected = b + (peak - b) / RC, not below
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,10 +64,12 @@ from octoscan.models.tomo_lesions import (
     DetectionResult,
     Finding,
     adrenal_zone_side,
+    grow_box,
     kidney_landmarks,
     peak_sphere_mean,
     principal_axes,
     recovery_coefficient,
+    sphere_radius_mm,
 )
 from octoscan.models.tomo_organs import (
     OrganMaps,
@@ -100,7 +101,6 @@ class CTLesion:
     mean_hu: float
     liver_hu: float
     contrast_hu: float
-    liver_share: float
 
 
 def outline_ct_liver_lesions(
@@ -141,7 +141,7 @@ def outline_ct_liver_lesions(
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
-        box = _grown_box(box, 3, hu.shape)
+        box = grow_box(box, 3, hu.shape)
         part = labels[box] == k
         own = float(np.percentile(hu[box][part], _CORE_PERCENTILE))
         half = liver_hu - 0.5 * (liver_hu - own)
@@ -155,7 +155,7 @@ def outline_ct_liver_lesions(
     for k, box in enumerate(ndimage.find_objects(merged), start=1):
         if box is None:
             continue
-        box = _grown_box(box, 3, hu.shape)
+        box = grow_box(box, 3, hu.shape)
         region = merged[box] == k
         idx = np.argwhere(region) + np.array([b.start for b in box])
         pts = idx @ affine[:3, :3].T + affine[:3, 3]
@@ -175,7 +175,7 @@ def outline_ct_liver_lesions(
         grown = ndimage.binary_dilation(region) & envelope[box]
         fraction = np.minimum((liver_hu - light[box][grown]) / contrast, 1.0)
         volume = max(float(fraction.sum()), 0.0) * vox_ml
-        diameter = 2.0 * (3.0 * volume * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+        diameter = 2.0 * sphere_radius_mm(volume)
         if diameter < cfg.min_sizing_diameter_mm:
             drop(f"{diameter:.0f} mm")
             continue
@@ -219,19 +219,9 @@ def outline_ct_liver_lesions(
                 mean_hu=mean_hu,
                 liver_hu=liver_hu,
                 contrast_hu=contrast,
-                liver_share=share,
             )
         )
     return out
-
-
-def _grown_box(
-    box: tuple[slice, ...], by: int, shape: tuple[int, ...]
-) -> tuple[slice, slice, slice]:
-    out = [
-        slice(max(0, b.start - by), min(n, b.stop + by)) for b, n in zip(box, shape, strict=True)
-    ]
-    return (out[0], out[1], out[2])
 
 
 def _rc(diameter_mm: float, fwhm_mm: float, pvc: TomoPVCConfig, peak_volume_ml: float) -> float:
@@ -266,7 +256,7 @@ def add_ct_liver_lesions(
     findings = list(found.findings)
     spacing_native = np.linalg.norm(grid.native_affine[:3, :3], axis=0)
     native_vox = float(np.prod(spacing_native)) / 1000.0
-    peak_radius = (3.0 * peak_volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+    peak_radius = sphere_radius_mm(peak_volume_ml)
     for ct in ct_lesions:
         size = float(ct.mask.sum())
         hits = [

@@ -203,6 +203,11 @@ def isocontour_radius(radius_mm: float, sigma_mm: float, fraction: float) -> flo
     return float(optimize.brentq(f, 0.0, hi, xtol=1e-6))
 
 
+def sphere_radius_mm(volume_ml: float) -> float:
+    """Radius (mm) of the sphere of ``volume_ml``."""
+    return (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+
+
 def sphere_radius_from_isocontour(measured_mm: float, sigma_mm: float, fraction: float) -> float:
     """Radius R of the uniform sphere whose ``fraction`` isocontour has radius ``measured_mm``
     after blurring by ``sigma_mm`` (0 when the measured region is no larger than a point's)."""
@@ -228,7 +233,7 @@ def recovery_coefficient(
     if model == "sphere_centre":
         return recovery_centre(diameter_mm / 2.0, sigma)
     if model == "sphere_peak_average":
-        r_p = (3.0 * peak_volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+        r_p = sphere_radius_mm(peak_volume_ml)
         return recovery_peak_average(diameter_mm / 2.0, sigma, r_p)
     raise ValueError(f"recovery model {model!r}; expected sphere_peak_average, sphere_centre, none")
 
@@ -390,7 +395,7 @@ def _local_background(
     return mean.astype(np.float32), sd.astype(np.float32), g_mean, g_sd
 
 
-def _grow(box: tuple[slice, ...], by: int, shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
+def grow_box(box: tuple[slice, ...], by: int, shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
     out = [
         slice(max(0, int(b.start) - by), min(n, int(b.stop) + by))
         for b, n in zip(box, shape, strict=True)
@@ -537,7 +542,7 @@ def detect_lesions(
     )
     sigma_sys = fwhm_mm * FWHM_TO_SIGMA
     sigma_seg = math.sqrt(sigma_sys**2 + (smooth_fwhm * FWHM_TO_SIGMA) ** 2)
-    peak_radius = (3.0 * detection.peak_volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+    peak_radius = sphere_radius_mm(detection.peak_volume_ml)
     native_affine = grid.native_affine
     native_spacing = np.linalg.norm(native_affine[:3, :3], axis=0)
     native_vox = float(np.prod(native_spacing)) / 1000.0
@@ -552,7 +557,7 @@ def detect_lesions(
     for k, t in enumerate(keep, start=1):
         if boxes[k - 1] is None:
             continue
-        box = _grow(boxes[k - 1], max(reach, *peak_reach), s.shape)
+        box = grow_box(boxes[k - 1], max(reach, *peak_reach), s.shape)
         off = np.array([b.start for b in box])
         lt = tuple(int(v) for v in np.asarray(t) - off)
         sub_basins = basins[box]
@@ -643,7 +648,7 @@ def detect_lesions(
         region_name = _region_name(context, region, box, t, in_liver, local_bg)
         values = np.asarray(native[native_box], dtype=np.float64)[native_region]
         native_volume = float(native_region.sum()) * native_vox
-        r_seg = (3.0 * native_volume * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+        r_seg = sphere_radius_mm(native_volume)
         radius_true = sphere_radius_from_isocontour(
             r_seg, sigma_seg, detection.segmentation_fraction
         )
