@@ -69,7 +69,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import h_maxima
+from skimage.morphology import convex_hull_image, h_maxima
 from skimage.segmentation import watershed
 
 from octoscan.imaging.errors import InvalidInputError
@@ -362,14 +362,30 @@ def _body(
             mask = organ_image > cfg.body_threshold_fraction * level
     # arms beside the torso join it through their blurred gap: cut thin bridges first
     opened = open_mm(mask, _BODY_OPENING_MM, spacing)
+    raw = mask
     mask = fill_holes_per_plane(largest_component(opened if opened.any() else mask))
     if not mask.any():
         raise InvalidInputError("no body outline found in the emission volume", code="no_body")
     level = float(np.median(organ_image[mask]))
+    if ct_hu is not None:
+        # avid tissue the CT shows inside the torso's outline but not joined to it in the
+        # plane (a nodule in a lung that the chest wall does not close off at this
+        # resolution) is body too
+        avid = organ_image > cfg.organ_threshold_factor * level
+        mask = mask | (raw & avid & _plane_hulls(mask))
     x, y, _ = lps_axes(mask.shape, affine)
     xs = np.broadcast_to(x, mask.shape)[mask]
     ys = np.broadcast_to(y, mask.shape)[mask]
     return BodyFrame(mask, float(np.median(xs)), float(np.median(ys)), max(level, 1e-12))
+
+
+def _plane_hulls(mask: np.ndarray) -> np.ndarray:
+    """Per plane, the convex hull of ``mask`` (planes without voxels stay empty)."""
+    out = np.zeros(mask.shape, dtype=bool)
+    for k in range(mask.shape[0]):
+        if mask[k].any():
+            out[k] = convex_hull_image(mask[k])
+    return out
 
 
 # -------------------------------------------------------------------------------- liver

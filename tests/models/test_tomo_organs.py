@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -215,3 +216,38 @@ def test_morphology_in_millimetres() -> None:
     away = distance_to_mm(mask, spacing, max_mm=5.0)
     assert away[10, 20, 24] == pytest.approx(4.0) and math.isinf(float(away[10, 20, 30]))
     assert math.isinf(float(distance_to_mm(np.zeros_like(mask), spacing)[0, 0, 0]))
+
+
+def test_avid_nodule_in_a_lung_open_to_the_outside_is_inside_the_body() -> None:
+    """A hot nodule in lung tissue that reaches the body's edge in its planes (no chest wall
+    closes it off on the working grid) is an island of the CT body: it stays in the body
+    because it lies inside the torso's outline and takes up tracer."""
+    cfg = tb.tomo_config()
+    nodule = tb.Sphere((110.0, -20.0, 1120.0), 8.0, 6.0)
+    emission = tb.emission_volume((nodule,))
+    ct = tb.ct_volume((nodule,))
+    hu = ct.array.copy()
+    # lung from the nodule out through the body's left side, in the nodule's planes
+    inv = np.linalg.inv(ct.affine)
+    lo = np.round(inv[:3, :3] @ np.array([95.0, -40.0, 1100.0]) + inv[:3, 3]).astype(int)
+    hi = np.round(inv[:3, :3] @ np.array([170.0, 0.0, 1140.0]) + inv[:3, 3]).astype(int)
+    sl = tuple(slice(min(a, b), max(a, b) + 1) for a, b in zip(lo, hi, strict=True))
+    nodule_mask = tb.true_mask(ct, tb.Ellipsoid(nodule.centre, (8.0, 8.0, 8.0)))
+    box = np.zeros(hu.shape, dtype=bool)
+    box[sl] = True
+    hu[box & ~nodule_mask] = -850.0
+    ct = dataclasses.replace(ct, array=hu)
+    grid = working_grid(emission, working_voxel_mm=cfg.resolution.working_voxel_mm)
+    ct_hu = resample_ct_to(ct, grid.shape, grid.affine).array
+    organs = locate_organs(
+        grid.reduce(emission.array), grid, ct_hu=ct_hu, organs=cfg.organs, ct=cfg.ct
+    )
+    inv_w = np.linalg.inv(grid.affine)
+    centre = tuple(np.round(inv_w[:3, :3] @ np.array(nodule.centre) + inv_w[:3, 3]).astype(int))
+    assert ct_hu[centre] > 0.0  # the nodule itself is soft tissue on the CT
+    assert organs.body.mask[centre]
+    # the lung around it (air-dense, no uptake) stays outside
+    beside = tuple(
+        np.round(inv_w[:3, :3] @ np.array([140.0, -20.0, 1120.0]) + inv_w[:3, 3]).astype(int)
+    )
+    assert not organs.body.mask[beside]
