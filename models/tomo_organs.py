@@ -500,13 +500,9 @@ def _spleen_from_ct(
     )
     for kidney in kidneys:
         window &= ~kidney
-    window = open_mm(window, ct_cfg.opening_radius_mm, spacing)
-    labels, n = ndimage.label(window)
-    if n == 0:
+    part = largest_component(open_mm(window, ct_cfg.opening_radius_mm, spacing))
+    if not part.any():
         return None
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    part = labels == int(np.argmax(sizes))
     # soft tissue around it shares the window and the blurred spleen's halo: the organ ends
     # where its uptake falls to half its top level
     top = float(np.percentile(s[part], 95.0))
