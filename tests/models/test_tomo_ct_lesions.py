@@ -11,9 +11,7 @@ import pytest
 
 from octoscan.models.tomo_config import TomoConfig
 from octoscan.models.tomo_ct_lesions import add_ct_liver_lesions, outline_ct_liver_lesions
-from octoscan.models.tomo_lesions import DetectionResult, detect_lesions
-from octoscan.models.tomo_organs import locate_organs
-from octoscan.models.tomo_pairing import resample_ct_to, working_grid
+from octoscan.models.tomo_lesions import DetectionResult
 from tests.models import tomo_builders as tb
 
 FWHM_MM = 10.0
@@ -26,22 +24,8 @@ def _run(
     """(emission findings, findings after the CT step, set-aside CT foci)."""
     emission = tb.emission_volume(lesions, fwhm_mm=FWHM_MM)
     ct = tb.ct_volume(lesions, lesion_hu=[lesion_hu] * len(lesions))
-    grid = working_grid(emission, working_voxel_mm=cfg.resolution.working_voxel_mm)
-    image = grid.reduce(emission.array)
-    hu = resample_ct_to(ct, grid.shape, grid.affine).array
-    organs = locate_organs(image, grid, ct_hu=hu, organs=cfg.organs, ct=cfg.ct)
-    found = detect_lesions(
-        image,
-        grid,
-        organs,
-        emission.array,
-        fwhm_mm=FWHM_MM,
-        is_pet=False,
-        detection=cfg.detection,
-        organ_cfg=cfg.organs,
-        ct_cfg=cfg.ct,
-        pvc=cfg.pvc,
-    )
+    detected = tb.detect(emission, ct=ct, fwhm_mm=FWHM_MM, cfg=cfg)
+    found, grid, organs = detected.found, detected.grid, detected.organs
     aside: list = []
     outlined = outline_ct_liver_lesions(
         organs, grid, cfg=cfg.ct_lesions, ct_cfg=cfg.ct, set_aside=aside

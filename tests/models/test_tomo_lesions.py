@@ -14,7 +14,6 @@ from octoscan.models import tomo_lesions
 from octoscan.models.tomo_lesions import (
     DetectionResult,
     adrenal_zone_side,
-    detect_lesions,
     isocontour_radius,
     recovery_centre,
     recovery_coefficient,
@@ -23,7 +22,7 @@ from octoscan.models.tomo_lesions import (
     sphere_radius_from_isocontour,
 )
 from octoscan.models.tomo_organs import locate_organs
-from octoscan.models.tomo_pairing import resample_ct_to, working_grid
+from octoscan.models.tomo_pairing import working_grid
 from tests.models import tomo_builders as tb
 
 SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
@@ -105,27 +104,8 @@ def test_profile_edge_cases() -> None:
 
 
 def _detect(lesions, *, ct_hu=None, noise_cov=0.05, seed=1) -> tuple[DetectionResult, object]:
-    cfg = tb.tomo_config()
     emission = tb.emission_volume(lesions, noise_cov=noise_cov, seed=seed)
-    grid = working_grid(emission, working_voxel_mm=cfg.resolution.working_voxel_mm)
-    image = grid.reduce(emission.array)
-    hu = None
-    if ct_hu is not None:
-        hu = resample_ct_to(ct_hu, grid.shape, grid.affine).array
-    organs = locate_organs(image, grid, ct_hu=hu, organs=cfg.organs, ct=cfg.ct)
-    found = detect_lesions(
-        image,
-        grid,
-        organs,
-        emission.array,
-        fwhm_mm=10.0,
-        is_pet=False,
-        detection=cfg.detection,
-        organ_cfg=cfg.organs,
-        ct_cfg=cfg.ct,
-        pvc=cfg.pvc,
-    )
-    return found, emission
+    return tb.detect(emission, ct=ct_hu).found, emission
 
 
 def _match(found: DetectionResult, sphere: tb.Sphere):
@@ -200,24 +180,10 @@ def test_noise_spot_in_low_uptake_tissue_is_not_a_lesion() -> None:
     cfg = tb.tomo_config()
     assert cfg.detection.level_noise_exponent == 0.5
     emission = tb.emission_volume((), noise_cov=0.15, seed=3)
-    grid = working_grid(emission, working_voxel_mm=cfg.resolution.working_voxel_mm)
-    image = grid.reduce(emission.array)
-    organs = locate_organs(image, grid, ct_hu=None, organs=cfg.organs, ct=cfg.ct)
 
     def detect(exponent: float) -> DetectionResult:
         detection = dataclasses.replace(cfg.detection, level_noise_exponent=exponent)
-        return detect_lesions(
-            image,
-            grid,
-            organs,
-            emission.array,
-            fwhm_mm=10.0,
-            is_pet=False,
-            detection=detection,
-            organ_cfg=cfg.organs,
-            ct_cfg=cfg.ct,
-            pvc=cfg.pvc,
-        )
+        return tb.detect(emission, cfg=dataclasses.replace(cfg, detection=detection)).found
 
     local_only = detect(0.0)
     assert len(local_only.findings) == 1
@@ -308,25 +274,10 @@ def test_adrenal_zone_at_the_liver_is_its_medial_posterior_part() -> None:
 
 def _detect_pet_like(lesions, *, seed: int) -> DetectionResult:
     """Detection at a PET-like resolution (6.5 mm FWHM, 10 % noise), no CT."""
-    cfg = tb.tomo_config()
     emission = tb.emission_volume(
         lesions, fwhm_mm=6.5, noise_cov=0.10, seed=seed, resolution_fwhm_mm=6.5
     )
-    grid = working_grid(emission, working_voxel_mm=cfg.resolution.working_voxel_mm)
-    image = grid.reduce(emission.array)
-    organs = locate_organs(image, grid, ct_hu=None, organs=cfg.organs, ct=cfg.ct)
-    return detect_lesions(
-        image,
-        grid,
-        organs,
-        emission.array,
-        fwhm_mm=6.5,
-        is_pet=True,
-        detection=cfg.detection,
-        organ_cfg=cfg.organs,
-        ct_cfg=cfg.ct,
-        pvc=cfg.pvc,
-    )
+    return tb.detect(emission, fwhm_mm=6.5, is_pet=True).found
 
 
 @pytest.mark.parametrize("seed", [1, 3])

@@ -21,6 +21,9 @@ from scipy import ndimage
 from octoscan.imaging.types import AcquisitionInfo, SeriesKind, SourceRef, Volume
 from octoscan.models.config import config_to_dict, load_config
 from octoscan.models.tomo_config import TomoConfig
+from octoscan.models.tomo_lesions import DetectionResult, detect_lesions
+from octoscan.models.tomo_organs import OrganMaps, locate_organs
+from octoscan.models.tomo_pairing import WorkingGrid, resample_ct_to, working_grid
 
 LIVER_COUNTS = 100.0
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
@@ -227,3 +230,42 @@ def true_mask(volume: Volume, ellipsoid: Ellipsoid) -> np.ndarray:
     """Voxels of ``volume`` whose centres lie inside ``ellipsoid``."""
     x, y, z = _coords(volume.shape, volume.affine, 1)
     return np.broadcast_to(_inside(ellipsoid, x, y, z), volume.shape)
+
+
+@dataclass(frozen=True)
+class Detected:
+    """Lesion detection on a synthetic volume, with the grid and organs it used."""
+
+    found: DetectionResult
+    grid: WorkingGrid
+    organs: OrganMaps
+
+
+def detect(
+    emission: Volume,
+    *,
+    ct: Volume | None = None,
+    fwhm_mm: float = 10.0,
+    is_pet: bool = False,
+    cfg: TomoConfig | None = None,
+) -> Detected:
+    """Organs and lesions of ``emission`` (with ``ct`` resampled onto the working grid when
+    given) as the scorer finds them, under ``cfg`` (default: the shipped ``[tomo]``)."""
+    cfg = cfg or tomo_config()
+    grid = working_grid(emission, working_voxel_mm=cfg.resolution.working_voxel_mm)
+    image = grid.reduce(emission.array)
+    hu = resample_ct_to(ct, grid.shape, grid.affine).array if ct is not None else None
+    organs = locate_organs(image, grid, ct_hu=hu, organs=cfg.organs, ct=cfg.ct)
+    found = detect_lesions(
+        image,
+        grid,
+        organs,
+        emission.array,
+        fwhm_mm=fwhm_mm,
+        is_pet=is_pet,
+        detection=cfg.detection,
+        organ_cfg=cfg.organs,
+        ct_cfg=cfg.ct,
+        pvc=cfg.pvc,
+    )
+    return Detected(found, grid, organs)
