@@ -101,38 +101,13 @@ TARGETS = {
 # in-memory images, as the loaders would give them
 
 
-def surround_ratios(study: Any) -> list[float]:
-    """Per lesion: mean normal-tissue concentration (over normal liver) in a shell up to
-    ``SURROUND_SHELL_MM`` outside it, from the phantom's tissue labels."""
-    from octoscan.imaging.phantom.anatomy import Tissue
-
-    model = study.activity
-    lut = np.zeros(256, dtype=np.float64)
-    for tissue in Tissue:
-        lut[int(tissue)] = model.kbq_per_ml(tissue) / model.liver_kbq_per_ml
-    return _surround_means(study, lut)
-
-
-def ct_contrast_shares(study: Any) -> list[float]:
-    """Per lesion: share of the normal tissue in the same shell whose CT number differs from
-    the lesion's by at least ``SEEN_MIN_HU`` (how much of its outline the CT shows)."""
-    from octoscan.imaging.phantom.tomo import HU, LESION_HU
-
-    out = []
-    for k, lesion in enumerate(study.lesions):
-        lut = np.zeros(256, dtype=np.float64)
-        for tissue, hu in HU.items():
-            lut[int(tissue)] = float(abs(hu - LESION_HU[lesion.site]) >= SEEN_MIN_HU)
-        out.append(_surround_means(study, lut, only=k)[0])
-    return out
-
-
-def _surround_means(study: Any, lut: np.ndarray, only: int | None = None) -> list[float]:
+def shell_labels(study: Any) -> list[np.ndarray]:
+    """Per lesion: the phantom's tissue labels of the normal tissue in a shell up to
+    ``SURROUND_SHELL_MM`` outside it (empty when the lesion covers no voxel centre)."""
     grid, labels = study.grid, study.labels
     axes = [grid.axis_mm(a) for a in range(3)]
     out = []
-    lesions = study.lesions if only is None else [study.lesions[only]]
-    for lesion in lesions:
+    for lesion in study.lesions:
         lo, hi = lesion.shape.bounds_mm()
         pad = SURROUND_SHELL_MM + max(grid.spacing_mm)
         sz = grid.index_range(0, lo[2] - pad, hi[2] + pad)
@@ -145,12 +120,40 @@ def _surround_means(study: Any, lut: np.ndarray, only: int | None = None) -> lis
             inside, (sz.stop - sz.start, sy.stop - sy.start, sx.stop - sx.start)
         )
         if not inside.any():
-            out.append(float("nan"))
+            out.append(np.zeros(0, dtype=labels.dtype))
             continue
         dist = ndimage.distance_transform_edt(~inside, sampling=grid.spacing_mm)
         shell = (dist > 0) & (dist <= SURROUND_SHELL_MM)
-        values = lut[labels[sz, sy, sx][shell]]
-        out.append(float(values.mean()) if values.size else float("nan"))
+        out.append(labels[sz, sy, sx][shell])
+    return out
+
+
+def _mean_of(lut: np.ndarray, shell: np.ndarray) -> float:
+    return float(lut[shell].mean()) if shell.size else float("nan")
+
+
+def surround_ratios(study: Any, shells: Sequence[np.ndarray]) -> list[float]:
+    """Per lesion: mean normal-tissue concentration (over normal liver) in its shell."""
+    from octoscan.imaging.phantom.anatomy import Tissue
+
+    model = study.activity
+    lut = np.zeros(256, dtype=np.float64)
+    for tissue in Tissue:
+        lut[int(tissue)] = model.kbq_per_ml(tissue) / model.liver_kbq_per_ml
+    return [_mean_of(lut, shell) for shell in shells]
+
+
+def ct_contrast_shares(study: Any, shells: Sequence[np.ndarray]) -> list[float]:
+    """Per lesion: share of the normal tissue in its shell whose CT number differs from the
+    lesion's by at least ``SEEN_MIN_HU`` (how much of its outline the CT shows)."""
+    from octoscan.imaging.phantom.tomo import HU, LESION_HU
+
+    out = []
+    for lesion, shell in zip(study.lesions, shells, strict=True):
+        lut = np.zeros(256, dtype=np.float64)
+        for tissue, hu in HU.items():
+            lut[int(tissue)] = float(abs(hu - LESION_HU[lesion.site]) >= SEEN_MIN_HU)
+        out.append(_mean_of(lut, shell))
     return out
 
 
@@ -203,13 +206,13 @@ def match_planar(truth: dict[str, Any], score: Any) -> dict[int, int]:
     return _match(pairs)
 
 
-def _seen(study: Any, surround: Sequence[float]) -> list[bool]:
+def _seen(study: Any, surround: Sequence[float], shells: Sequence[np.ndarray]) -> list[bool]:
     """Per lesion: can any reading of the study see it? At least ``SEEN_MIN_CONTRAST`` above
     its surroundings' uptake, or at least ``SEEN_MIN_HU`` away from the CT number of
     ``SEEN_MIN_CT_SHARE`` of its surroundings (a cold liver metastasis on CT). Lesions
     neither shows (a pancreatic lesion with the pancreas's uptake and density) are left out
     of the "seen" expected decision."""
-    shares = ct_contrast_shares(study)
+    shares = ct_contrast_shares(study, shells)
     out = []
     for les, around, share in zip(study.lesions, surround, shares, strict=True):
         emission = les.ratio_liver >= (1.0 + SEEN_MIN_CONTRAST) * around
@@ -267,9 +270,10 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
     st = describe_study(study)
     truth = compose_truth(st, config)
     emission, ct = study_volumes(study)
-    surround = surround_ratios(study)
+    shells = shell_labels(study)
+    surround = surround_ratios(study, shells)
     in_field = [_in_field(emission, les.center_lps_mm) for les in st.lesions]
-    seen = _seen(study, surround)
+    seen = _seen(study, surround, shells)
     field_truth = compose_truth(
         dataclasses.replace(
             st, lesions=tuple(x for x, f in zip(st.lesions, in_field, strict=True) if f)
