@@ -722,20 +722,19 @@ def _merge_plateau_maxima(
     n = len(keep)
     if n < 2:
         return
-    saddle: dict[tuple[int, int], float] = {}
+    # highest pass between each pair of touching candidate basins (pair key i * (n + 1) + j)
+    best = np.full((n + 1) * (n + 1), -np.inf)
     for axis in range(3):
         lo = [slice(None)] * 3
         hi = [slice(None)] * 3
         lo[axis], hi[axis] = slice(None, -1), slice(1, None)
         a, b = basins[tuple(lo)], basins[tuple(hi)]
         m = (a != b) & (a > 0) & (b > 0) & (a <= n) & (b <= n)
-        if not m.any():
-            continue
-        va = np.minimum(s[tuple(lo)][m], s[tuple(hi)][m])
-        la, lb = np.minimum(a[m], b[m]), np.maximum(a[m], b[m])
-        for i, j, v in zip(la.tolist(), lb.tolist(), va.tolist(), strict=True):
-            if v > saddle.get((i, j), -np.inf):
-                saddle[(i, j)] = v
+        if m.any():
+            key = np.minimum(a[m], b[m]).astype(np.int64) * (n + 1) + np.maximum(a[m], b[m])
+            np.maximum.at(best, key, np.minimum(s[tuple(lo)][m], s[tuple(hi)][m]))
+    keys = np.flatnonzero(np.isfinite(best))
+    saddle = {(int(k) // (n + 1), int(k) % (n + 1)): float(best[k]) for k in keys}
     parent = list(range(n + 1))
 
     def root(k: int) -> int:
