@@ -344,3 +344,86 @@ def test_fusion_places_a_proposal_at_its_own_peak_not_a_warmer_neighbour() -> No
     assert len(proposed) == 1
     assert proposed[0].center_rc is not None
     assert math.hypot(proposed[0].center_rc[0] - 100, proposed[0].center_rc[1] - 28) <= 1.0
+
+
+def _labelled(prediction: FakePrediction, rc: tuple[int, int], radius: float, organ: str):
+    """The prediction with a disk labelled ``organ`` (lesion probability 0.02)."""
+    probs = prediction.probabilities.copy()
+    d = _disk(SHAPE, rc, radius)
+    probs[:, d] = 0.0
+    probs[CLASSES.index(organ), d] = 0.98
+    probs[LESION_CLASS, d] = 0.02
+    return FakePrediction(probs)
+
+
+def test_fusion_sets_aside_threshold_spots_the_cnn_labels_physiological() -> None:
+    """A grade-3 threshold spot the network labels kidney (lesion probability 0.02) is set
+    aside with the reason; beside a confirmed grade-4 lesion nothing changes for the
+    decision; as the only lesion (the network seeing no other) it made the study eligible:
+    review, with the reason. The
+    same spot labelled body, or with a lesion probability of 0.3, stays a lesion."""
+    from octoscan.models.cnn_fusion import FusionConfig, fuse_lesions, physiological_by_cnn
+
+    base = _score()
+    kidney_pole = _disk(SHAPE, (100, 60), 4)
+    image = base.scoring_image.copy()
+    image[kidney_pole] = 180.0
+    spot = dataclasses.replace(
+        base.lesions[0],
+        id=2,
+        peak=180.0,
+        mean=180.0,
+        ratio_liver=1.8,
+        ratio_liver_ci=(1.6, 2.0),
+        ratio_spleen=0.6,
+        ratio_spleen_ci=(0.55, 0.65),
+        grade=3,
+        grade_range=(3, 3),
+        region="abdomen",
+        center_rc=(100.0, 60.0),
+        mask=kidney_pole,
+    )
+    score = dataclasses.replace(
+        base,
+        scoring_image=image,
+        variance_image=image.copy(),
+        lesions=(base.lesions[0], spot),
+        decision=decide_eligibility([base.lesions[0], spot], base.references, config=CONFIG),
+    )
+    pred = _labelled(_prediction(((30, 20), 3)), (100, 60), 5, "kidney")
+    fused = fuse_lesions(score, pred, CONFIG)
+    assert [(les.source, les.center_rc) for les in fused.lesions] == [("both", (30.0, 20.0))]
+    assert [(s.center_rc, s.reason) for s in fused.set_aside] == [
+        ((100.0, 60.0), "kidney on the CNN organ map (threshold grade 3)")
+    ]
+    assert any("set aside as kidney uptake" in w for w in fused.warnings)
+    assert fused.decision.status == "eligible"
+
+    alone = dataclasses.replace(
+        score,
+        lesions=(spot,),
+        decision=decide_eligibility([spot], base.references, config=CONFIG),
+    )
+    assert alone.decision.status == "eligible"
+    fused_alone = fuse_lesions(alone, _labelled(_prediction(), (100, 60), 5, "kidney"), CONFIG)
+    assert fused_alone.lesions == ()
+    assert fused_alone.decision.status == "needs_review"
+    assert any(
+        "CNN organ map (kidney (threshold grade 3))" in r and "not_eligible without them" in r
+        for r in fused_alone.decision.reasons
+    )
+
+    body = _labelled(_prediction(((30, 20), 3)), (100, 60), 5, "background")
+    assert [les.grade for les in fuse_lesions(score, body, CONFIG).lesions] == [4, 3]
+    unsure = pred.probabilities.copy()
+    unsure[LESION_CLASS, 100, 60] = 0.3
+    kept = fuse_lesions(score, FakePrediction(unsure), CONFIG)
+    assert [les.grade for les in kept.lesions] == [4, 3]
+    classes = pred.probabilities.argmax(axis=0)
+    assert (
+        physiological_by_cnn(kidney_pole, pred.probabilities, classes, FusionConfig()) == "kidney"
+    )
+    strict = FusionConfig(physiological_max_probability=0.01)
+    assert physiological_by_cnn(kidney_pole, pred.probabilities, classes, strict) is None
+    with pytest.raises(ValueError, match="physiological_min_share"):
+        FusionConfig(physiological_min_share=1.0)
