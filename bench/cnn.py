@@ -12,8 +12,11 @@ lies within max(10 mm, the lesion's projected radius) of the truth centre, one-t
 greedily by distance. Sensitivity over truth-visible lesions (all, and < 20 mm projected
 diameter); false positives per study (unmatched detections); Dice of liver and spleen
 masks against the projected phantom labels (:func:`octoscan.models.cnn_data.planar_labels`),
-for the CNN and for the threshold scorer's organ masks; decision agreement between fused and
-threshold-only; CNN inference time per study (normalisation, network, resampling back; one
+for the CNN and for the threshold scorer's organ masks; grade agreement (exact, with truth's
+apparent planar grade, over the detected visible lesions) and decision agreement (with
+truth's expected planar decision, :func:`octoscan.pipelines.phantom_truth.compose_truth`)
+of threshold-only and fused (the network alone does not grade); decision agreement between
+fused and threshold-only; CNN inference time per study (normalisation, network, resampling back; one
 torch thread). Prints a table and one ``JSON {...}`` line.
 """
 
@@ -22,18 +25,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from octoscan.imaging.phantom.study import StudySpec, simulate_study
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import evaluate_study
+
+from octoscan.imaging.phantom.study import StudySpec, describe_study, simulate_study
 from octoscan.models.cnn_data import planar_images, planar_labels
 from octoscan.models.cnn_fusion import FusionConfig, cnn_components, fuse_lesions
 from octoscan.models.cnn_infer import load_model, predict
 from octoscan.models.cnn_model import CLASSES, IGNORE_INDEX, LESION_CLASS, import_torch
 from octoscan.models.config import load_config
 from octoscan.models.planar_score import score_planar
+from octoscan.pipelines.phantom_truth import compose_truth
 
 MATCH_MIN_MM = 10.0
 SMALL_MM = 20.0
@@ -80,6 +89,10 @@ def run(n: int, first_seed: int, weights: str | None) -> dict[str, Any]:
     }
     times: list[float] = []
     decisions_agree = 0
+    # grade (exact, against truth's apparent planar grade, detected visible lesions) and
+    # decision (against truth's expected planar decision) of the two graded methods
+    graded: dict[str, list[int]] = {"threshold": [0, 0], "fused": [0, 0]}
+    decided: dict[str, list[int]] = {"threshold": [0, 0], "fused": [0, 0]}
     rng = np.random.default_rng(first_seed)
     for seed in range(first_seed, first_seed + n):
         counts = float(math.exp(rng.uniform(math.log(5e5), math.log(4e6))))
@@ -139,6 +152,19 @@ def run(n: int, first_seed: int, weights: str | None) -> dict[str, Any]:
                 if value is not None:
                     dice[f"thr_{organ}"].append(value)
         decisions_agree += int(fused.decision.status == score.decision.status)
+        truth_doc = compose_truth(describe_study(study), config)
+        for key, result in (("threshold", score), ("fused", fused)):
+            record = evaluate_study(str(seed), "", truth_doc, result, seconds=0.0)
+            pairs = [
+                (les["apparent_grade"], les["grade"])
+                for les in record["lesions"]
+                if les["visible"] and les["detected"] and les["apparent_grade"] is not None
+            ]
+            graded[key][0] += sum(a == g for a, g in pairs)
+            graded[key][1] += len(pairs)
+            if record["expected_status"] is not None:
+                decided[key][0] += int(record["status"] == record["expected_status"])
+                decided[key][1] += 1
     out: dict[str, Any] = {
         "studies": n,
         "seeds": [first_seed, first_seed + n - 1],
@@ -155,6 +181,13 @@ def run(n: int, first_seed: int, weights: str | None) -> dict[str, Any]:
             else None,
             "fp_per_study": round(s["fp"] / n, 2),
         }
+    for key in ("threshold", "fused"):
+        ok, total = graded[key]
+        out[key]["grade_exact_apparent"] = round(ok / total, 3) if total else None
+        ok, total = decided[key]
+        out[key]["decision_agreement_truth"] = round(ok / total, 3) if total else None
+    out["cnn"]["grade_exact_apparent"] = None  # the network does not grade
+    out["cnn"]["decision_agreement_truth"] = None
     out["dice"] = {k: round(float(np.mean(v)), 3) if v else None for k, v in dice.items()}
     out["decision_agreement_fused_vs_threshold"] = round(decisions_agree / n, 3)
     out["cnn_inference_s_median"] = round(float(np.median(times)), 3)
@@ -171,14 +204,21 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.first_seed < 1_000_000 - args.n:
         p.error("held-out seeds must stay below 1,000,000 (training seeds)")
     res = run(args.n, args.first_seed, args.weights)
-    print(f"{'method':<10} {'sens(vis)':>9} {'sens(<20mm)':>11} {'FP/study':>9}")
+    print(
+        f"{'method':<10} {'sens(vis)':>9} {'sens(<20mm)':>11} {'FP/study':>9} "
+        f"{'grade=app':>9} {'decision':>9}"
+    )
     for key in ("threshold", "cnn", "fused"):
         r = res[key]
         print(
             f"{key:<10} {r['sensitivity_visible']!s:>9} {r['sensitivity_visible_lt20mm']!s:>11} "
-            f"{r['fp_per_study']!s:>9}"
+            f"{r['fp_per_study']!s:>9} {r['grade_exact_apparent']!s:>9} "
+            f"{r['decision_agreement_truth']!s:>9}"
         )
-    print(f"Dice {res['dice']}; decision agreement {res['decision_agreement_fused_vs_threshold']}")
+    print(
+        f"Dice {res['dice']}; fused decision = threshold-only decision: "
+        f"{res['decision_agreement_fused_vs_threshold']}"
+    )
     print(f"CNN inference per study: median {res['cnn_inference_s_median']} s")
     print("JSON " + json.dumps(res))
     return 0
