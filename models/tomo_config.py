@@ -148,6 +148,7 @@ class TomoCTLesionConfig:
 
     enabled: bool
     report_without_uptake: bool
+    review_without_uptake: bool
     smoothing_fwhm_mm: float = field(metadata=_r(0.0, 30.0, "mm"))
     min_contrast_hu: float = field(metadata=_r(1.0, 500.0, "HU"))
     min_contrast_sd: float = field(metadata=_r(0.0, 50.0))

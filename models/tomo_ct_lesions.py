@@ -7,7 +7,10 @@ lesion that does not is the mismatch a reader looks for on SPECT/CT and PET/CT. 
 CT, hypodense foci inside the liver are outlined on CT; when ``report_without_uptake`` is set
 (off by default, see below), those that are not hot spots have their uptake measured on the
 emission volume inside that outline and are graded like any other lesion (usually Krenning
-1-2, which sends an otherwise eligible study to review, with the lesion named).
+1-2, which sends an otherwise eligible study to review, with the lesion named). With
+``review_without_uptake`` (the default) they are measured and graded the same way but kept
+out of the lesions: :func:`octoscan.models.tomo_score.score_tomographic` sends the study to
+review, naming them, when counting them would change the imaging decision.
 
 The same CT outline sizes a hot liver lesion it coincides with: its partial-volume correction
 then uses the CT diameter, not the size inverted from the blurred emission image, which

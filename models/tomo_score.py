@@ -41,7 +41,7 @@ import numpy as np
 from octoscan.imaging.errors import UnsupportedAcquisitionError
 from octoscan.imaging.types import SeriesKind, Volume
 from octoscan.models.config import ScoringConfig, config_hash
-from octoscan.models.decision import decide_eligibility
+from octoscan.models.decision import decide_eligibility, decide_imaging
 from octoscan.models.grading import grade_lesion
 from octoscan.models.stats import RatioInterval
 from octoscan.models.tomo_config import TomoConfig, tomo_config_hash
@@ -259,18 +259,29 @@ def score_tomographic(
     warnings.extend(found.warnings)
     for ex in found.excluded:
         warnings.append(f"not scored: {ex.reason}")
+    ct_only: DetectionResult | None = None  # CT liver lesions without uptake, not reported
     if tomo.ct_lesions.enabled and ct_hu is not None:
         ct_lesions = outline_ct_liver_lesions(organs, grid, cfg=tomo.ct_lesions, ct_cfg=tomo.ct)
+        ct_kwargs = {
+            "fwhm_mm": fwhm,
+            "pvc": tomo.pvc,
+            "peak_volume_ml": tomo.detection.peak_volume_ml,
+        }
         found = add_ct_liver_lesions(
-            found,
-            ct_lesions,
-            grid,
-            native,
-            fwhm_mm=fwhm,
-            cfg=tomo.ct_lesions,
-            pvc=tomo.pvc,
-            peak_volume_ml=tomo.detection.peak_volume_ml,
+            found, ct_lesions, grid, native, cfg=tomo.ct_lesions, **ct_kwargs
         )
+        if tomo.ct_lesions.review_without_uptake and not tomo.ct_lesions.report_without_uptake:
+            probe = add_ct_liver_lesions(
+                found,
+                ct_lesions,
+                grid,
+                native,
+                cfg=dataclasses.replace(tomo.ct_lesions, report_without_uptake=True),
+                **ct_kwargs,
+            )
+            extra = tuple(f for f in probe.findings if f.outline == "ct")
+            if extra:
+                ct_only = dataclasses.replace(found, findings=extra)
 
     references = _references(organs, found, image, grid, native, fwhm, tomo)
     review: list[str] = []
@@ -284,6 +295,9 @@ def score_tomographic(
     decided = dataclasses.replace(
         config, decision=dataclasses.replace(config.decision, uptake_rule=rule)
     )
+    if ct_only is not None:
+        unreported, _ = _grade(ct_only, ref_by, emission, fwhm, config, tomo, modality)
+        review.extend(_ct_only_review(lesions, unreported, references, decided, warnings))
     decision = decide_eligibility(lesions, references, config=decided, review_reasons=review)
 
     organ_regions = _organ_regions(organs, grid, native)
@@ -495,6 +509,40 @@ def _check_plausibility(
     review.extend(f"liver reference implausible: {p}" for p in problems)
     flagged = dataclasses.replace(liver, plausible=False, warnings=(*liver.warnings, *problems))
     return tuple(flagged if r.organ == "liver" else r for r in references)
+
+
+def _ct_only_review(
+    lesions: tuple[Lesion, ...],
+    unreported: tuple[Lesion, ...],
+    references: tuple[ReferenceRegion, ...],
+    config: ScoringConfig,
+    warnings: list[str],
+) -> list[str]:
+    """Warnings naming each CT liver lesion without uptake (graded, not reported), appended to
+    ``warnings``; one review reason when counting them as lesions changes the imaging
+    decision (``[tomo.ct_lesions] review_without_uptake``)."""
+    described = []
+    for les in unreported:
+        ratio = f"{les.ratio_liver:.2f} x liver" if les.ratio_liver is not None else "ungraded"
+        where = (
+            "LPS ({:.0f}, {:.0f}, {:.0f}) mm".format(*les.center_lps_mm)
+            if les.center_lps_mm is not None
+            else "position unknown"
+        )
+        text = f"{les.diameter_mm:.0f} mm at {where}, uptake {ratio}, grade {les.grade}"
+        described.append(text)
+        warnings.append(
+            f"hypodense liver lesion on CT without a hot spot ({text}); not reported as a lesion"
+        )
+    without, _ = decide_imaging(lesions, references, config=config)
+    with_them, _ = decide_imaging((*lesions, *unreported), references, config=config)
+    if without == with_them:
+        return []
+    return [
+        f"CT shows {len(unreported)} hypodense liver lesion(s) without a hot spot "
+        f"({'; '.join(described)}): imaging decision {with_them} if they are lesions, "
+        f"{without} if not (receptor-negative metastasis, or cyst or haemangioma?)"
+    ]
 
 
 def _grade(

@@ -233,3 +233,30 @@ def test_no_lesion_is_not_eligible() -> None:
     )
     assert s.lesions == () and s.decision.status == "not_eligible"
     assert s.decision.reasons == ("no lesion found",)
+
+
+def test_ct_liver_lesion_without_uptake_sends_an_eligible_study_to_review() -> None:
+    """A 24 mm hypodense liver lesion at 0.3 x liver beside the three avid default lesions:
+    not a hot spot, so not a lesion, but counting it (grade 1, 15 mm or more) would change
+    the imaging decision: review, naming it. Switched off, the study stays eligible."""
+    cold = tb.Sphere((-110.0, 15.0, 1065.0), 12.0, 0.3)
+    lesions = (*tb.DEFAULT_LESIONS, cold)
+    emission = tb.emission_volume(lesions)
+    ct = tb.ct_volume(lesions, lesion_hu=[40.0, 40.0, 40.0, 35.0])
+    config = load_config("default")
+    s = score_tomographic(emission, ct=ct, config=config, tomo=tb.tomo_config())
+    assert len(s.lesions) == 3  # the avid ones; the cold one is not reported
+    assert s.decision.status == "needs_review"
+    (reason,) = [r for r in s.decision.reasons if "hypodense liver lesion" in r]
+    assert "CT shows 1 hypodense liver lesion(s) without a hot spot" in reason
+    assert "grade 1" in reason and "eligible if not" in reason
+    (note,) = [w for w in s.warnings if w.startswith("hypodense liver lesion on CT")]
+    ratio = float(note.split("uptake ")[1].split(" x liver")[0])
+    assert ratio < 0.5  # measured inside the CT outline, corrected for the liver around it
+    off = dataclasses.replace(
+        tb.tomo_config(),
+        ct_lesions=dataclasses.replace(tb.tomo_config().ct_lesions, review_without_uptake=False),
+    )
+    plain = score_tomographic(emission, ct=ct, config=config, tomo=off)
+    assert plain.decision.status == "eligible"
+    assert not any("hypodense liver lesion" in w for w in plain.warnings)
