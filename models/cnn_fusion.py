@@ -145,10 +145,20 @@ def fuse_lesions(
     candidates: list[Lesion] = []
     for les in score.lesions:
         organ = physiological_by_cnn(les.mask, probs, classes, fusion)
-        if organ is None:
+        if organ is None or les.center_rc is None:
             candidates.append(les)
         else:
             physiological.append((les, organ))
+    cnn_aside = tuple(
+        SetAsideSpot(
+            center_rc=les.center_rc,
+            reason=f"{organ} on the CNN organ map (threshold grade {les.grade})",
+            z_score=les.z_score if les.z_score is not None else math.nan,
+        )
+        for les, organ in physiological
+        if les.center_rc is not None
+    )
+    set_aside = (*score.set_aside, *cnn_aside)
     comps = cnn_components(probs[LESION_CLASS], spacing_mm=spacing, exclude=exclude, fusion=fusion)
     det = config.planar.detection
     smoothed = smooth(image, fwhm_to_sigma_px(det.smoothing_fwhm_mm, spacing))
@@ -181,15 +191,7 @@ def fuse_lesions(
             variance = _empirical_variance(score)
         if float(probs[LESION_CLASS][comp].max()) < fusion.propose_min_probability:
             continue
-        if _near_set_aside(score, peak_rc, fusion.set_aside_distance_mm) or any(
-            les.center_rc is not None
-            and math.hypot(
-                (les.center_rc[0] - peak_rc[0]) * spacing[0],
-                (les.center_rc[1] - peak_rc[1]) * spacing[1],
-            )
-            <= fusion.set_aside_distance_mm
-            for les, _ in physiological
-        ):
+        if _near_set_aside(set_aside, peak_rc, spacing, fusion.set_aside_distance_mm):
             continue
         if z_map is None:
             z_map = _excess_z(smoothed, variance, spacing, config)
@@ -245,20 +247,11 @@ def fuse_lesions(
     reasons = _review_reasons(merged, score, config) + _physiological_reasons(
         merged, physiological, score, config
     )
-    set_aside = tuple(
-        SetAsideSpot(
-            center_rc=les.center_rc or (0.0, 0.0),
-            reason=f"{organ} on the CNN organ map (threshold grade {les.grade})",
-            z_score=les.z_score if les.z_score is not None else math.nan,
-        )
-        for les, organ in physiological
-    )
     notes = tuple(
-        f"CNN fusion: threshold spot at row {les.center_rc[0]:.0f}, column "
-        f"{les.center_rc[1]:.0f} ({les.region}, grade {les.grade}, {les.diameter_mm:.0f} mm) "
+        f"CNN fusion: threshold spot at row {spot.center_rc[0]:.0f}, column "
+        f"{spot.center_rc[1]:.0f} ({les.region}, grade {les.grade}, {les.diameter_mm:.0f} mm) "
         f"set aside as {organ} uptake on the CNN organ map"
-        for les, organ in physiological
-        if les.center_rc is not None
+        for spot, (les, organ) in zip(cnn_aside, physiological, strict=True)
     )
     decision = decide_eligibility(merged, score.references, config=config, review_reasons=reasons)
     if reasons and decision.status != "needs_review":
@@ -266,7 +259,7 @@ def fuse_lesions(
     return replace(
         score,
         lesions=tuple(merged),
-        set_aside=(*score.set_aside, *set_aside),
+        set_aside=set_aside,
         decision=decision,
         warnings=(*score.warnings, *notes, *(f"CNN fusion: {r}" for r in reasons)),
     )
@@ -290,13 +283,18 @@ def physiological_by_cnn(
     return max(shares, key=lambda name: shares[name])
 
 
-def _near_set_aside(score: PlanarScore, rc: tuple[int, int], distance_mm: float) -> bool:
-    """True when a spot the threshold detector set aside lies within ``distance_mm``."""
-    sp = score.pixel_spacing_mm
+def _near_set_aside(
+    spots: tuple[SetAsideSpot, ...],
+    rc: tuple[int, int],
+    spacing_mm: tuple[float, float],
+    distance_mm: float,
+) -> bool:
+    """True when a set-aside spot (physiological uptake) lies within ``distance_mm``."""
+    sp = spacing_mm
     return any(
         math.hypot((s.center_rc[0] - rc[0]) * sp[0], (s.center_rc[1] - rc[1]) * sp[1])
         <= distance_mm
-        for s in score.set_aside
+        for s in spots
     )
 
 
