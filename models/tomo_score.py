@@ -261,27 +261,27 @@ def score_tomographic(
         warnings.append(f"not scored: {ex.reason}")
     ct_only: DetectionResult | None = None  # CT liver lesions without uptake, not reported
     if tomo.ct_lesions.enabled and ct_hu is not None:
-        ct_lesions = outline_ct_liver_lesions(organs, grid, cfg=tomo.ct_lesions, ct_cfg=tomo.ct)
-        ct_kwargs = {
-            "fwhm_mm": fwhm,
-            "pvc": tomo.pvc,
-            "peak_volume_ml": tomo.detection.peak_volume_ml,
-        }
+        ct_cfg = tomo.ct_lesions
+        review_only = ct_cfg.review_without_uptake and not ct_cfg.report_without_uptake
+        ct_lesions = outline_ct_liver_lesions(organs, grid, cfg=ct_cfg, ct_cfg=tomo.ct)
         found = add_ct_liver_lesions(
-            found, ct_lesions, grid, native, cfg=tomo.ct_lesions, **ct_kwargs
+            found,
+            ct_lesions,
+            grid,
+            native,
+            fwhm_mm=fwhm,
+            # the review mode measures them as the report mode does, then takes them out
+            cfg=dataclasses.replace(ct_cfg, report_without_uptake=True) if review_only else ct_cfg,
+            pvc=tomo.pvc,
+            peak_volume_ml=tomo.detection.peak_volume_ml,
         )
-        if tomo.ct_lesions.review_without_uptake and not tomo.ct_lesions.report_without_uptake:
-            probe = add_ct_liver_lesions(
-                found,
-                ct_lesions,
-                grid,
-                native,
-                cfg=dataclasses.replace(tomo.ct_lesions, report_without_uptake=True),
-                **ct_kwargs,
+        if review_only and any(f.outline == "ct" for f in found.findings):
+            ct_only = dataclasses.replace(
+                found, findings=tuple(f for f in found.findings if f.outline == "ct")
             )
-            extra = tuple(f for f in probe.findings if f.outline == "ct")
-            if extra:
-                ct_only = dataclasses.replace(found, findings=extra)
+            found = dataclasses.replace(
+                found, findings=tuple(f for f in found.findings if f.outline != "ct")
+            )
 
     references = _references(organs, found, image, grid, native, fwhm, tomo)
     review: list[str] = []
