@@ -244,8 +244,9 @@ def fuse_lesions(
     merged = kept + proposed
     merged.sort(key=lambda les: les.center_rc or (0.0, 0.0))
     merged = [replace(les, id=k) for k, les in enumerate(merged, start=1)]
-    reasons = _review_reasons(merged, score, config) + _physiological_reasons(
-        merged, physiological, score, config
+    status, _ = decide_imaging(merged, score.references, config=config)
+    reasons = _review_reasons(merged, status, score, config) + _physiological_reasons(
+        merged, status, physiological, score, config
     )
     notes = tuple(
         f"CNN fusion: threshold spot at row {spot.center_rc[0]:.0f}, column "
@@ -333,10 +334,10 @@ def _empirical_variance(score: PlanarScore) -> np.ndarray:
 
 
 def _review_reasons(
-    lesions: list[Lesion], score: PlanarScore, config: ScoringConfig
+    lesions: list[Lesion], with_all: str, score: PlanarScore, config: ScoringConfig
 ) -> tuple[str, ...]:
-    """One reason per single-source lesion whose presence changes the imaging decision."""
-    with_all, _ = decide_imaging(lesions, score.references, config=config)
+    """One reason per single-source lesion whose presence changes the imaging decision
+    (``with_all``: the imaging status with every lesion of ``lesions``)."""
     reasons = []
     for les in lesions:
         if les.source == "both":
@@ -354,15 +355,15 @@ def _review_reasons(
 
 def _physiological_reasons(
     lesions: list[Lesion],
+    without: str,
     physiological: list[tuple[Lesion, str]],
     score: PlanarScore,
     config: ScoringConfig,
 ) -> tuple[str, ...]:
     """One reason when setting aside the spots the CNN calls physiological changes the
-    imaging decision (the threshold detector would have decided otherwise)."""
+    imaging decision (``without``: the status of ``lesions``, the spots left out)."""
     if not physiological:
         return ()
-    without, _ = decide_imaging(lesions, score.references, config=config)
     spots = [les for les, _ in physiological]
     with_them, _ = decide_imaging([*lesions, *spots], score.references, config=config)
     if without == with_them:

@@ -297,7 +297,9 @@ def score_tomographic(
     )
     if ct_only is not None:
         unreported, _ = _grade(ct_only, ref_by, emission, fwhm, config, tomo, modality)
-        review.extend(_ct_only_review(lesions, unreported, references, decided, warnings))
+        notes, reasons = _ct_only_review(lesions, unreported, references, decided)
+        warnings.extend(notes)
+        review.extend(reasons)
     decision = decide_eligibility(lesions, references, config=decided, review_reasons=review)
 
     organ_regions = _organ_regions(organs, grid, native)
@@ -516,12 +518,12 @@ def _ct_only_review(
     unreported: tuple[Lesion, ...],
     references: tuple[ReferenceRegion, ...],
     config: ScoringConfig,
-    warnings: list[str],
-) -> list[str]:
-    """Warnings naming each CT liver lesion without uptake (graded, not reported), appended to
-    ``warnings``; one review reason when counting them as lesions changes the imaging
-    decision (``[tomo.ct_lesions] review_without_uptake``)."""
+) -> tuple[list[str], list[str]]:
+    """(warnings, review reasons): a warning naming each CT liver lesion without uptake
+    (graded, not reported); one review reason when counting them as lesions changes the
+    imaging decision (``[tomo.ct_lesions] review_without_uptake``)."""
     described = []
+    notes = []
     for les in unreported:
         ratio = f"{les.ratio_liver:.2f} x liver" if les.ratio_liver is not None else "ungraded"
         where = (
@@ -531,14 +533,14 @@ def _ct_only_review(
         )
         text = f"{les.diameter_mm:.0f} mm at {where}, uptake {ratio}, grade {les.grade}"
         described.append(text)
-        warnings.append(
+        notes.append(
             f"hypodense liver lesion on CT without a hot spot ({text}); not reported as a lesion"
         )
     without, _ = decide_imaging(lesions, references, config=config)
     with_them, _ = decide_imaging((*lesions, *unreported), references, config=config)
     if without == with_them:
-        return []
-    return [
+        return notes, []
+    return notes, [
         f"CT shows {len(unreported)} hypodense liver lesion(s) without a hot spot "
         f"({'; '.join(described)}): imaging decision {with_them} if they are lesions, "
         f"{without} if not (receptor-negative metastasis, or cyst or haemangioma?)"
