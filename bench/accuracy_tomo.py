@@ -233,11 +233,13 @@ def _combined_decision(tomo: Any, emission: Volume, planar: Any, config: Scoring
     from octoscan.pipelines.study import _combine, _decision_config, _tomo_review_reasons
 
     entries, _ = _combine(tomo, emission, planar)
+    review, unresolved = _tomo_review_reasons(tomo.decision)
     return decide_eligibility(
         [e.lesion for e in entries if e.used_for_decision],
         tomo.references,
         config=_decision_config(config, tomo.decision),
-        review_reasons=_tomo_review_reasons(tomo.decision),
+        review_reasons=review,
+        unresolved_findings=unresolved,
     )
 
 

@@ -21,7 +21,16 @@ uncertainty the rule does *not* resolve could change the outcome:
   combination can change it;
 * a missing or implausible liver reference (``decision.review_on_implausible_reference``):
   always review, since no lesion's standing against liver is known and diffuse liver
-  involvement is itself disease (issue 4, item 2: "say so and send the study to review").
+  involvement is itself disease (issue 4, item 2: "say so and send the study to review");
+* an *unresolved finding* the scorer reports (``unresolved_findings``): something that may
+  or may not be a lesion and whose counting changes the imaging outcome (a hypodense liver
+  focus on CT without a hot spot: a receptor-negative metastasis, or a cyst or haemangioma).
+  The scorer has checked that it changes the outcome; whichever way, the study goes to
+  review.
+
+Other *review reasons* (``review_reasons``: heterogeneous uptake, disagreement between two
+methods) are cautions against an ``eligible`` call only: they turn ``eligible`` into
+``needs_review`` and leave the other statuses as they are.
 
 A missing spleen never matters here (grade 4 does not enter the decision).
 
@@ -40,6 +49,10 @@ from octoscan.models.config import ScoringConfig
 from octoscan.models.types import CriterionResult, Decision, Lesion, ReferenceRegion
 
 _ORDER = {"not_eligible": 0, "needs_review": 1, "eligible": 2}
+REVIEW_PREFIX = "review: "
+"""How :func:`decide_eligibility` lists each review reason among the decision's reasons."""
+UNRESOLVED_PREFIX = "unresolved: "
+"""How :func:`decide_eligibility` lists each unresolved finding among the decision's reasons."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +213,7 @@ def decide_eligibility(
     config: ScoringConfig,
     criteria: Sequence[CriterionResult] = (),
     review_reasons: Sequence[str] = (),
+    unresolved_findings: Sequence[str] = (),
 ) -> Decision:
     """The three-valued decision for one study.
 
@@ -207,14 +221,20 @@ def decide_eligibility(
     rule set (name, uptake rule, thresholds); ``criteria`` are further criteria (clinical),
     each already judged. ``review_reasons`` are findings that call for review regardless of
     the rule (for example heterogeneous uptake): each turns an ``eligible`` imaging status
-    into ``needs_review`` and is listed as a reason.
+    into ``needs_review`` and is listed as a reason ("review: ..."). ``unresolved_findings``
+    are findings of unknown nature that change the imaging outcome (module docstring): each
+    turns any imaging status into ``needs_review`` and is listed ("unresolved: ...").
+    ``imaging_status`` stays the rule's status from the lesions alone.
     """
     imaging_status, imaging_reasons = decide_imaging(lesions, references, config=config)
     reasons = list(imaging_reasons)
     status = imaging_status
     if review_reasons and status == "eligible":
         status = "needs_review"
-    reasons.extend(f"review: {w}" for w in review_reasons)
+    reasons.extend(f"{REVIEW_PREFIX}{w}" for w in review_reasons)
+    if unresolved_findings:
+        status = "needs_review"
+    reasons.extend(f"{UNRESOLVED_PREFIX}{w}" for w in unresolved_findings)
     failed = [c for c in criteria if c.verdict == "fail"]
     review = [c for c in criteria if c.verdict == "review"]
     missing = [c for c in criteria if c.verdict == "not_assessed"]

@@ -295,12 +295,18 @@ def score_tomographic(
     decided = dataclasses.replace(
         config, decision=dataclasses.replace(config.decision, uptake_rule=rule)
     )
+    unresolved: list[str] = []
     if ct_only is not None:
         unreported, _ = _grade(ct_only, ref_by, emission, fwhm, config, tomo, modality)
-        notes, reasons = _ct_only_review(lesions, unreported, references, decided)
+        notes, unresolved = _ct_only_review(lesions, unreported, references, decided)
         warnings.extend(notes)
-        review.extend(reasons)
-    decision = decide_eligibility(lesions, references, config=decided, review_reasons=review)
+    decision = decide_eligibility(
+        lesions,
+        references,
+        config=decided,
+        review_reasons=review,
+        unresolved_findings=unresolved,
+    )
 
     organ_regions = _organ_regions(organs, grid, native)
     pvc_text = (
@@ -519,9 +525,14 @@ def _ct_only_review(
     references: tuple[ReferenceRegion, ...],
     config: ScoringConfig,
 ) -> tuple[list[str], list[str]]:
-    """(warnings, review reasons): a warning naming each CT liver lesion without uptake
-    (graded, not reported); one review reason when counting them as lesions changes the
-    imaging decision (``[tomo.ct_lesions] review_without_uptake``)."""
+    """(warnings, unresolved findings): a warning naming each CT liver lesion without uptake
+    (graded, not reported); one unresolved finding when counting them as lesions changes the
+    imaging decision (``[tomo.ct_lesions] review_without_uptake``), which sends the study to
+    review whatever its imaging status (:func:`~octoscan.models.decision.decide_eligibility`).
+
+    "Counting them" takes each at its measured grade: whether the focus is a lesion at all is
+    the open question, and its counting uncertainty on top of that would make nearly every
+    faint focus "change" the decision (a grade-1 focus whose interval reaches 0.5 x liver)."""
     described = []
     notes = []
     for les in unreported:
@@ -537,7 +548,13 @@ def _ct_only_review(
             f"hypodense liver lesion on CT without a hot spot ({text}); not reported as a lesion"
         )
     without, _ = decide_imaging(lesions, references, config=config)
-    with_them, _ = decide_imaging((*lesions, *unreported), references, config=config)
+    at_grade = tuple(
+        dataclasses.replace(les, grade_range=(les.grade, les.grade), borderline=False)
+        if les.grade is not None
+        else les
+        for les in unreported
+    )
+    with_them, _ = decide_imaging((*lesions, *at_grade), references, config=config)
     if without == with_them:
         return notes, []
     return notes, [

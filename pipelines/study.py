@@ -26,7 +26,7 @@ from octoscan.imaging.volume import load_ct, load_pet, load_spect
 from octoscan.models.clinical import ClinicalTable
 from octoscan.models.config import ScoringConfig, config_hash
 from octoscan.models.criteria import evaluate_criteria
-from octoscan.models.decision import decide_eligibility
+from octoscan.models.decision import REVIEW_PREFIX, UNRESOLVED_PREFIX, decide_eligibility
 from octoscan.models.planar_score import score_planar
 from octoscan.models.tomo_pairing import bounding_box_lps
 from octoscan.models.tomo_score import TomoScore, score_tomographic
@@ -184,12 +184,17 @@ def _redecide(
     review_reasons: Sequence[str],
     criteria: Sequence[CriterionResult],
     scorer: str,
+    unresolved_findings: Sequence[str] = (),
 ) -> Decision:
     """The decision made again with ``criteria``, after checking that the imaging part,
     made again from the same lesions, references and review reasons, reproduces
     ``decision`` (so a review reason the scorer did not expose cannot be lost silently)."""
     imaging_only = decide_eligibility(
-        lesions, references, config=config, review_reasons=review_reasons
+        lesions,
+        references,
+        config=config,
+        review_reasons=review_reasons,
+        unresolved_findings=unresolved_findings,
     )
     if imaging_only != decision:
         raise RuntimeError(
@@ -198,7 +203,12 @@ def _redecide(
             "review reasons it does not expose"
         )
     return decide_eligibility(
-        lesions, references, config=config, criteria=criteria, review_reasons=review_reasons
+        lesions,
+        references,
+        config=config,
+        criteria=criteria,
+        review_reasons=review_reasons,
+        unresolved_findings=unresolved_findings,
     )
 
 
@@ -230,10 +240,16 @@ def _apply_clinical(
 # --------------------------------------------------------------------------- tomography
 
 
-def _tomo_review_reasons(decision: Decision) -> tuple[str, ...]:
-    """The review reasons a tomographic decision was made with (``decide_eligibility``
-    lists each as "review: <reason>")."""
-    return tuple(r.removeprefix("review: ") for r in decision.reasons if r.startswith("review: "))
+def _tomo_review_reasons(decision: Decision) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(review reasons, unresolved findings) a tomographic decision was made with
+    (``decide_eligibility`` lists them with :data:`REVIEW_PREFIX` and
+    :data:`UNRESOLVED_PREFIX`). An unresolved finding was checked against the tomographic
+    lesions; the study's decision keeps it (it sends the study to review)."""
+
+    def listed(prefix: str) -> tuple[str, ...]:
+        return tuple(r.removeprefix(prefix) for r in decision.reasons if r.startswith(prefix))
+
+    return listed(REVIEW_PREFIX), listed(UNRESOLVED_PREFIX)
 
 
 def _decision_config(config: ScoringConfig, decision: Decision) -> ScoringConfig:
@@ -540,7 +556,7 @@ def score_series(
         assert emission is not None
         entries, link_warnings = _combine(tomo, emission, score)
         decided = _decision_config(config, tomo.decision)
-        review = _tomo_review_reasons(tomo.decision)
+        review, unresolved = _tomo_review_reasons(tomo.decision)
         criteria: tuple[CriterionResult, ...] = ()
         if options.clinical is not None:
             criteria, clinical_provenance = _criteria(
@@ -554,6 +570,7 @@ def score_series(
                 review_reasons=review,
                 criteria=criteria,
                 scorer="tomographic",
+                unresolved_findings=unresolved,
             )
         decision = decide_eligibility(
             [e.lesion for e in entries if e.used_for_decision],
@@ -561,6 +578,7 @@ def score_series(
             config=decided,
             criteria=criteria,
             review_reasons=review,
+            unresolved_findings=unresolved,
         )
         acq = emission.acquisition
         result = tomo_result_to_dict(

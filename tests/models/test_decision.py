@@ -225,6 +225,21 @@ def test_review_reasons_turn_eligible_into_review() -> None:
     assert d.status == "not_eligible"
 
 
+def test_unresolved_findings_send_any_imaging_status_to_review() -> None:
+    """A finding of unknown nature that changes the outcome: review whichever way the
+    lesions alone point; a failed clinical criterion still makes the study not eligible."""
+    focus = ("CT focus: needs_review if a lesion",)
+    d = decide_eligibility([], REFS, config=DEFAULT, unresolved_findings=focus)
+    assert (d.status, d.imaging_status) == ("needs_review", "not_eligible")
+    assert d.reasons == ("no lesion found", "unresolved: CT focus: needs_review if a lesion")
+    avid = [lesion(1, 1.5, (1.3, 1.7))]
+    d = decide_eligibility(avid, REFS, config=DEFAULT, unresolved_findings=focus)
+    assert (d.status, d.imaging_status) == ("needs_review", "eligible")
+    fail = CriterionResult("ki67", "fail", "Ki-67 55 % above 50 %", 55.0)
+    d = decide_eligibility(avid, REFS, config=DEFAULT, criteria=(fail,), unresolved_findings=focus)
+    assert d.status == "not_eligible"
+
+
 def test_missing_liver_without_review_flag_decides_on_what_is_certain() -> None:
     cfg = dataclasses.replace(
         DEFAULT,

@@ -260,3 +260,27 @@ def test_ct_liver_lesion_without_uptake_sends_an_eligible_study_to_review() -> N
     plain = score_tomographic(emission, ct=ct, config=config, tomo=off)
     assert plain.decision.status == "eligible"
     assert not any("hypodense liver lesion" in w for w in plain.warnings)
+
+
+def test_ct_liver_lesion_at_grade_2_sends_a_study_without_hot_lesions_to_review() -> None:
+    """No hot lesion at all: not eligible by the lesions found. A 24 mm hypodense liver
+    lesion at 0.75 x liver would be grade-2 disease (needs review) if it is a lesion, so the
+    study goes to review with it named; one at 0.2 x liver (grade 1: not eligible either way)
+    changes nothing, even though its uptake interval is wide."""
+    config = load_config("default")
+    for uptake, status in ((0.75, "needs_review"), (0.2, "not_eligible")):
+        cold = tb.Sphere((-110.0, 15.0, 1065.0), 12.0, uptake)
+        emission = tb.emission_volume((cold,))
+        ct = tb.ct_volume((cold,), lesion_hu=[35.0])
+        s = score_tomographic(emission, ct=ct, config=config, tomo=tb.tomo_config())
+        assert s.lesions == ()
+        assert (s.decision.status, s.decision.imaging_status) == (status, "not_eligible")
+        (note,) = [w for w in s.warnings if w.startswith("hypodense liver lesion on CT")]
+        grade = int(note.split("grade ")[1][0])
+        assert grade == (2 if uptake > 0.5 else 1)
+        unresolved = [r for r in s.decision.reasons if r.startswith("unresolved: ")]
+        if status == "needs_review":
+            (reason,) = unresolved
+            assert "needs_review if they are lesions, not_eligible if not" in reason
+        else:
+            assert unresolved == []
