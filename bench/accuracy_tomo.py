@@ -230,10 +230,10 @@ def _in_field(emission: Volume, center: Sequence[float]) -> bool:
 def _combined_decision(tomo: Any, emission: Volume, planar: Any, config: ScoringConfig) -> Any:
     """The study's decision as ``score_series`` makes it (tomography inside its field)."""
     from octoscan.models.decision import decide_eligibility
-    from octoscan.pipelines.study import _combine, _decision_config, _tomo_review_reasons
+    from octoscan.pipelines.study import _combine, _decision_config, _review_inputs
 
     entries, _ = _combine(tomo, emission, planar)
-    review, unresolved = _tomo_review_reasons(tomo.decision)
+    review, unresolved = _review_inputs(tomo.decision)
     return decide_eligibility(
         [e.lesion for e in entries if e.used_for_decision],
         tomo.references,

@@ -29,8 +29,9 @@ Rules (issue 10):
   grade from :func:`octoscan.models.grading.grade_lesion` against the same references:
   grades always come from measured ratios with their intervals, never from the network.
 * A lesion found by one source only *matters for the decision* when the imaging decision
-  without it differs from the decision with it; each such lesion is a review reason and the
-  study goes to ``needs_review`` (:func:`octoscan.models.decision.decide_eligibility`).
+  without it differs from the decision with it; each such lesion is an unresolved finding
+  and the study goes to ``needs_review`` whatever the imaging status
+  (:func:`octoscan.models.decision.decide_eligibility`).
 """
 
 from __future__ import annotations
@@ -155,8 +156,7 @@ def fuse_lesions(
             reason=f"{organ} on the CNN organ map (threshold grade {les.grade})",
             z_score=les.z_score if les.z_score is not None else math.nan,
         )
-        for les, organ in physiological
-        if les.center_rc is not None
+        for les, organ in physiological  # each has a centre (the loop above)
     )
     set_aside = (*score.set_aside, *cnn_aside)
     comps = cnn_components(probs[LESION_CLASS], spacing_mm=spacing, exclude=exclude, fusion=fusion)
@@ -254,9 +254,9 @@ def fuse_lesions(
         f"set aside as {organ} uptake on the CNN organ map"
         for spot, (les, organ) in zip(cnn_aside, physiological, strict=True)
     )
-    decision = decide_eligibility(merged, score.references, config=config, review_reasons=reasons)
-    if reasons and decision.status != "needs_review":
-        decision = replace(decision, status="needs_review")
+    decision = decide_eligibility(
+        merged, score.references, config=config, unresolved_findings=reasons
+    )
     return replace(
         score,
         lesions=tuple(merged),

@@ -24,12 +24,12 @@ uncertainty the rule does *not* resolve could change the outcome:
   involvement is itself disease (issue 4, item 2: "say so and send the study to review");
 * an *unresolved finding* the scorer reports (``unresolved_findings``): something that may
   or may not be a lesion and whose counting changes the imaging outcome (a hypodense liver
-  focus on CT without a hot spot: a receptor-negative metastasis, or a cyst or haemangioma).
-  The scorer has checked that it changes the outcome; whichever way, the study goes to
-  review.
+  focus on CT without a hot spot: a receptor-negative metastasis, or a cyst or haemangioma;
+  a lesion only one of the threshold and CNN detectors finds). The scorer has checked that
+  it changes the outcome; whichever way, the study goes to review.
 
-Other *review reasons* (``review_reasons``: heterogeneous uptake, disagreement between two
-methods) are cautions against an ``eligible`` call only: they turn ``eligible`` into
+Other *review reasons* (``review_reasons``: heterogeneous uptake, an implausible liver
+reference) are cautions against an ``eligible`` call only: they turn ``eligible`` into
 ``needs_review`` and leave the other statuses as they are.
 
 A missing spleen never matters here (grade 4 does not enter the decision).

@@ -225,12 +225,14 @@ def _apply_clinical(
     criteria, provenance = _criteria(
         config, table, study_instance_uid=study_instance_uid, patient_id=patient_id
     )
+    review, unresolved = _review_inputs(score.decision)
     decision = _redecide(
         score.lesions,
         score.references,
         score.decision,
         config,
-        review_reasons=getattr(score, "review_reasons", ()),
+        review_reasons=review,
+        unresolved_findings=unresolved,
         criteria=criteria,
         scorer="planar",
     )
@@ -240,11 +242,12 @@ def _apply_clinical(
 # --------------------------------------------------------------------------- tomography
 
 
-def _tomo_review_reasons(decision: Decision) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(review reasons, unresolved findings) a tomographic decision was made with
+def _review_inputs(decision: Decision) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(review reasons, unresolved findings) a scorer's decision was made with
     (``decide_eligibility`` lists them with :data:`REVIEW_PREFIX` and
-    :data:`UNRESOLVED_PREFIX`). An unresolved finding was checked against the tomographic
-    lesions; the study's decision keeps it (it sends the study to review)."""
+    :data:`UNRESOLVED_PREFIX`), so that the decision can be made again with them. An
+    unresolved finding was checked against the scorer's own lesions; the study's decision
+    keeps it (it sends the study to review)."""
 
     def listed(prefix: str) -> tuple[str, ...]:
         return tuple(r.removeprefix(prefix) for r in decision.reasons if r.startswith(prefix))
@@ -556,7 +559,7 @@ def score_series(
         assert emission is not None
         entries, link_warnings = _combine(tomo, emission, score)
         decided = _decision_config(config, tomo.decision)
-        review, unresolved = _tomo_review_reasons(tomo.decision)
+        review, unresolved = _review_inputs(tomo.decision)
         criteria: tuple[CriterionResult, ...] = ()
         if options.clinical is not None:
             criteria, clinical_provenance = _criteria(
