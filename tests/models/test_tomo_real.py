@@ -5,17 +5,23 @@ The RTSTRUCT is read here with pydicom (models never read DICOM); its closed pla
 are filled on the SPECT grid to give each outlined lesion's mask, volume and centroid in LPS
 mm. The criteria are relative and physical (distances against the lesion's size, references
 outside the outlines and at uptake levels in the physiological order), not this volume's
-numbers, so they must hold for the same patient's other time points as well.
+numbers, so they must hold for the same patient's other time points as well. Those time
+points are not in the repository; two are emulated from this one (``_time_point``): a late
+one with four times fewer counts and the higher relative noise that brings, and an early one
+with activity still in the blood pool and soft tissue, which lowers every contrast. The same
+checks run on both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pydicom import dcmread
+from scipy import ndimage
 from skimage.draw import polygon
 
 from octoscan.imaging.types import Volume
@@ -54,18 +60,54 @@ def _outlines(volume: Volume) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.fixture(scope="module")
-def scored() -> tuple[Volume, TomoScore, dict[str, np.ndarray]]:
-    files = sorted(p for p in (SCAN / "image").iterdir() if p.is_file())
-    volume = load_spect(files)
-    score = score_tomographic(
+def _score(volume: Volume) -> TomoScore:
+    return score_tomographic(
         volume,
         ct=None,
         config=load_config("default"),
         tomo=tomo_config(),
         radiopharmaceutical="DOTATATE",  # post-therapy 177Lu-DOTATATE, not named in headers
     )
-    return volume, score, _outlines(volume)
+
+
+@pytest.fixture(scope="module")
+def scored() -> tuple[Volume, TomoScore, dict[str, np.ndarray]]:
+    files = sorted(p for p in (SCAN / "image").iterdir() if p.is_file())
+    volume = load_spect(files)
+    return volume, _score(volume), _outlines(volume)
+
+
+def _time_point(volume: Volume, liver_level: float, which: str) -> Volume:
+    """The volume as another time point of the same therapy might show it (Bq/mL).
+
+    "late": four times fewer counts (decay and washout): values / 4, with Gaussian noise
+    added whose variance is proportional to the value (Poisson-like, correlated over about
+    one voxel as reconstructed noise is) and 15 % x sqrt(3) of the liver level at the
+    liver, so that relative noise doubles if this scan's own noise is about 15 %.
+    "early": activity still circulating: the body's median uptake added smoothly everywhere
+    in the body (blood pool and soft tissue); where a lesion's surroundings are at that
+    level, its contrast halves."""
+    a = np.asarray(volume.array, dtype=np.float64)
+    rng = np.random.default_rng(177)
+    if which == "late":
+        noise = ndimage.gaussian_filter(rng.standard_normal(a.shape), 1.0)
+        noise /= noise.std()
+        sd = 0.15 * np.sqrt(3.0) * np.sqrt(np.maximum(a, 0.0) * liver_level)
+        out = np.maximum(a + sd * noise, 0.0) / 4.0
+    else:
+        body = a > 0.05 * float(np.percentile(a, 99.9))
+        level = float(np.median(a[body]))
+        out = a + level * ndimage.gaussian_filter(body.astype(np.float64), 3.0)
+    return dataclasses.replace(volume, array=out.astype(np.float32))
+
+
+@pytest.fixture(scope="module", params=["late", "early"])
+def other_time_point(request, scored) -> tuple[Volume, TomoScore, dict[str, np.ndarray]]:
+    volume, score, outlines = scored
+    liver = score.reference("liver")
+    assert liver is not None
+    emulated = _time_point(volume, liver.mean, request.param)
+    return emulated, _score(emulated), outlines
 
 
 def test_outlines_read_as_expected(scored) -> None:
@@ -86,7 +128,19 @@ def test_scored_as_sstr_spect_without_ct(scored) -> None:
 
 
 def test_both_outlined_lesions_found(scored) -> None:
-    volume, score, outlines = scored
+    _check_lesions(*scored)
+
+
+def test_references_in_normal_liver_and_spleen(scored) -> None:
+    _check_references(*scored)
+
+
+def test_other_time_points(other_time_point) -> None:
+    _check_lesions(*other_time_point)
+    _check_references(*other_time_point)
+
+
+def _check_lesions(volume: Volume, score: TomoScore, outlines: dict[str, np.ndarray]) -> None:
     for name, mask in outlines.items():
         centroid = volume.index_to_lps(np.argwhere(mask).mean(axis=0))
         voxel_ml = float(np.prod(volume.spacing_mm)) / 1000.0
@@ -104,8 +158,7 @@ def test_both_outlined_lesions_found(scored) -> None:
         assert lesion.mask is not None and (lesion.mask & mask).any()
 
 
-def test_references_in_normal_liver_and_spleen(scored) -> None:
-    _, score, outlines = scored
+def _check_references(_: Volume, score: TomoScore, outlines: dict[str, np.ndarray]) -> None:
     liver, spleen = score.reference("liver"), score.reference("spleen")
     assert liver is not None and spleen is not None
     assert liver.plausible and spleen.plausible
