@@ -1,6 +1,7 @@
 """Accuracy benchmark of the planar scorer on phantom studies with known truth (issue 4, item 8).
 
     .venv/bin/python bench/accuracy.py [-n 100] [--seed S] [--workers 2] [--config default]
+        [--planar-grid ROWSxCOLS@MM]
     .venv/bin/python bench/accuracy.py --dicom DIR [--workers 2] [--config default]
 
 Default mode: the first ``n`` studies of the planar phantom cohort of ``--seed``
@@ -33,6 +34,7 @@ justified) for them, and the report counts how many were adjusted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -586,6 +588,18 @@ def format_details(records: Iterable[dict[str, Any]]) -> str:
 # driver
 
 
+def _planar_grid(text: str) -> tuple[int, int, float]:
+    """ "ROWSxCOLS@MM" -> (rows, cols, pixel mm)."""
+    try:
+        size, pixel = text.split("@")
+        rows, cols = size.lower().split("x")
+        return int(rows), int(cols), float(pixel)
+    except ValueError:
+        raise SystemExit(
+            f"--planar-grid {text!r}: expected ROWSxCOLS@MM, e.g. 512x128@4.8"
+        ) from None
+
+
 def _run_jobs(func: Any, jobs: list[Any], workers: int) -> list[dict[str, Any]]:
     if workers <= 1 or len(jobs) <= 1:
         return [func(j) for j in jobs]
@@ -612,6 +626,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--records", type=Path, default=None, metavar="FILE", help="write per-study records"
     )
+    parser.add_argument(
+        "--planar-grid",
+        default=None,
+        metavar="ROWSxCOLS@MM",
+        help="simulate the whole-body views on this grid (e.g. 512x128@4.8) instead of the "
+        "phantom's 1024x256@2.4 (simulated mode)",
+    )
     args = parser.parse_args(argv)
     config = load_config(args.config)
     t0 = time.perf_counter()
@@ -626,8 +647,21 @@ def main(argv: list[str] | None = None) -> int:
         from octoscan.imaging.phantom.cohort import cohort_specs
 
         entries = cohort_specs(args.n, seed=args.seed, kind="planar")
+        if args.planar_grid is not None:
+            rows, cols, pixel = _planar_grid(args.planar_grid)
+            entries = [
+                dataclasses.replace(
+                    e,
+                    spec=dataclasses.replace(
+                        e.spec, planar_rows=rows, planar_cols=cols, planar_pixel_mm=pixel
+                    ),
+                )
+                for e in entries
+            ]
         records = _run_jobs(_simulated_job, [(e, config) for e in entries], args.workers)
         title = f"planar accuracy on the phantom cohort: n={args.n}, seed={args.seed}"
+        if args.planar_grid is not None:
+            title += f", planar grid {args.planar_grid}"
     title += f", config {config.name} ({time.perf_counter() - t0:.0f} s wall)"
     summary = summarize(records)
     if args.details:
