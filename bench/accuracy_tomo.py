@@ -315,6 +315,8 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
         "excluded": {},
         "reference_ratio": {},
         "ct_fused": None,
+        "resolution_fwhm_mm": None,
+        "resolution_source": None,
     }
     t0 = time.perf_counter()
     try:
@@ -325,6 +327,8 @@ def evaluate_study(job: tuple[Any, ScoringConfig]) -> dict[str, Any]:
         return record
     record["seconds"] = round(time.perf_counter() - t0, 3)
     record["ct_fused"] = tomo.ct_fused
+    record["resolution_fwhm_mm"] = tomo.resolution_fwhm_mm
+    record["resolution_source"] = tomo.resolution_source
     matched = match_tomo(st.lesions, tomo.lesions)
     p_matched = match_planar(truth, planar) if planar is not None else {}
     for ti, (les, out) in enumerate(zip(st.lesions, truth["lesions"], strict=True)):
@@ -540,6 +544,18 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             for organ in ("liver", "spleen", "kidney")
         },
         "seconds_per_study_scoring": (float(np.mean([r["seconds"] for r in ok])) if ok else None),
+        "resolution_fwhm_mm": _resolution_summary(ok),
+    }
+
+
+def _resolution_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The resolution the scorer used: how often each source, and the range (mm FWHM)."""
+    used = [r["resolution_fwhm_mm"] for r in records if r.get("resolution_fwhm_mm") is not None]
+    return {
+        "sources": dict(Counter(str(r.get("resolution_source")) for r in records)),
+        "median": float(np.median(used)) if used else None,
+        "min": float(min(used)) if used else None,
+        "max": float(max(used)) if used else None,
     }
 
 
@@ -668,6 +684,13 @@ def format_report(s: dict[str, Any], *, title: str) -> str:
                 f"{organ} reference / true level (n={ref['n']}): median "
                 f"{ref['median_ratio']:.3f}, within 10 % {_fmt(ref['within_10pct'])}"
             )
+    res = s["resolution_fwhm_mm"]
+    if res["median"] is not None:
+        out.append(
+            f"resolution used (FWHM)              median {res['median']:.1f} mm "
+            f"({res['min']:.1f}-{res['max']:.1f}); "
+            + ", ".join(f"{k} {v}" for k, v in res["sources"].items())
+        )
     out.append(
         f"scoring time per study              {_fmt(s['seconds_per_study_scoring'], pct=False)} s"
     )

@@ -38,13 +38,20 @@ def _r(lo: float, hi: float, unit: str = "") -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TomoResolutionConfig:
-    """System resolution (FWHM, mm) used when the volume does not carry one, and the grid
-    on which organs and lesions are searched (voxels are block-averaged up to about
+    """System resolution (FWHM, mm) used when the volume does not carry one (measured at
+    the CT liver outline when ``measure_at_liver_edge`` and the measurement lies within
+    ``measured_min_factor``-``measured_max_factor`` x the default and differs from it by
+    more than the fraction ``measured_agreement``; else the default), and
+    the grid on which organs and lesions are searched (voxels are block-averaged up to about
     ``working_voxel_mm``; measurements are made on the original grid)."""
 
     spect_fwhm_mm: float = field(metadata=_r(2.0, 40.0, "mm"))
     pet_fwhm_mm: float = field(metadata=_r(1.0, 20.0, "mm"))
     working_voxel_mm: float = field(metadata=_r(1.0, 10.0, "mm"))
+    measure_at_liver_edge: bool
+    measured_min_factor: float = field(metadata=_r(0.1, 1.0))
+    measured_max_factor: float = field(metadata=_r(1.0, 10.0))
+    measured_agreement: float = field(metadata=_r(0.0, 1.0))
 
 
 @dataclass(frozen=True)

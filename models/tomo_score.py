@@ -64,6 +64,7 @@ from octoscan.models.tomo_pairing import (
     resample_ct_to,
     working_grid,
 )
+from octoscan.models.tomo_resolution import liver_edge_resolution
 from octoscan.models.tracer import check_tracer
 from octoscan.models.types import Decision, Lesion, OrganRegion, ReferenceRegion
 
@@ -209,16 +210,13 @@ def score_tomographic(
     if modality == "pet" and emission.units != "SUVbw":
         warnings.append("PET not in SUVbw: SUVmax, SUVpeak and SUVmean are not reported")
 
-    if emission.resolution_fwhm_mm is not None and emission.resolution_fwhm_mm > 0:
-        fwhm = float(emission.resolution_fwhm_mm)
+    from_volume = emission.resolution_fwhm_mm is not None and emission.resolution_fwhm_mm > 0
+    if from_volume:
+        fwhm = float(emission.resolution_fwhm_mm or 0.0)
         fwhm_source = "volume"
     else:
         fwhm = tomo.resolution.pet_fwhm_mm if modality == "pet" else tomo.resolution.spect_fwhm_mm
         fwhm_source = f"configured default for {modality.upper()}"
-        warnings.append(
-            f"system resolution not known from the images: {fwhm:g} mm FWHM assumed "
-            f"(tomo.resolution) for noise and partial-volume correction"
-        )
 
     native = np.asarray(emission.array, dtype=np.float32)
     if float(native.min()) < 0.0:
@@ -244,6 +242,9 @@ def score_tomographic(
 
     organs = locate_organs(image, grid, ct_hu=ct_hu, organs=tomo.organs, ct=tomo.ct)
     warnings.extend(organs.warnings)
+    if not from_volume:
+        fwhm, fwhm_source, notes = _measured_resolution(image, grid, organs, fwhm, modality, tomo)
+        warnings.extend(notes)
     found = detect_lesions(
         image,
         grid,
@@ -345,6 +346,63 @@ def score_tomographic(
         warnings=tuple(dict.fromkeys(warnings)),
         shape=emission.shape,
         affine=emission.affine.copy(),
+    )
+
+
+def _measured_resolution(
+    image: np.ndarray,
+    grid: WorkingGrid,
+    organs: OrganMaps,
+    default_fwhm: float,
+    modality: str,
+    tomo: TomoConfig,
+) -> tuple[float, str, list[str]]:
+    """(FWHM mm, its source, warnings) for a volume that does not carry its resolution: the
+    one measured at the CT liver outline (:mod:`octoscan.models.tomo_resolution`) when
+    ``[tomo.resolution] measure_at_liver_edge`` is on and the measurement lies within
+    ``measured_min_factor``-``measured_max_factor`` x the configured default but differs
+    from it by more than ``measured_agreement`` (the measurement's own accuracy); else the
+    default."""
+    res = tomo.resolution
+    default_source = f"configured default for {modality.upper()}"
+    assumed = (
+        f"{default_fwhm:g} mm FWHM assumed (tomo.resolution) for noise and partial-volume "
+        "correction"
+    )
+    if not res.measure_at_liver_edge:
+        return default_fwhm, default_source, [f"system resolution not known: {assumed}"]
+    est = liver_edge_resolution(image, grid.spacing_mm, organs, assumed_fwhm_mm=default_fwhm)
+    if est is None:
+        return (
+            default_fwhm,
+            default_source,
+            [f"system resolution not known and not measurable at a CT liver outline: {assumed}"],
+        )
+    lo, hi = res.measured_min_factor, res.measured_max_factor
+    measured = f"{est.fwhm_mm:.1f} +- {est.fwhm_se_mm:.1f} mm FWHM measured at the CT liver outline"
+    if not lo * default_fwhm <= est.fwhm_mm <= hi * default_fwhm:
+        return (
+            default_fwhm,
+            default_source,
+            [
+                f"{measured}, outside {lo:g}-{hi:g} x the configured {default_fwhm:g} mm: not "
+                f"used; {assumed}"
+            ],
+        )
+    if abs(est.fwhm_mm / default_fwhm - 1.0) <= res.measured_agreement:
+        return (
+            default_fwhm,
+            f"configured default for {modality.upper()}, confirmed at the CT liver outline",
+            [
+                f"system resolution: {measured}, within {100 * res.measured_agreement:.0f} % of "
+                f"the configured {default_fwhm:g} mm, which is used"
+            ],
+        )
+    fwhm = round(est.fwhm_mm, 1)
+    return (
+        fwhm,
+        "measured at the CT liver outline",
+        [f"system resolution: {measured} (configured default {default_fwhm:g} mm not used)"],
     )
 
 
