@@ -28,9 +28,12 @@ Steps (working grid; :func:`liver_edge_resolution`):
    bins on either side, when the fit fails, when the liver does not stand out (``b`` below
    ``2 a``), or when ``s`` lands on its search bounds (0.2-4 x the assumed).
 
-Accuracy on octoscan's phantoms (bench/accuracy_tomo.py, 8-20 studies each): SPECT
-simulated at 10 / 13 / 16 mm reads 9.8-10.5 / 11.8-13.1 / 14.2-15.2 mm; PET at 6.5 / 8.5 mm
-reads 7.5-8.1 / 9.2-9.5 mm (the outline on a 4 mm grid adds about 4 mm in quadrature).
+Accuracy on octoscan's phantoms (``bench/accuracy_tomo.py --emission-fwhm``, medians of 20
+studies, two cohorts): SPECT simulated at 10 / 13 / 16 mm reads 9.6-9.9 / 12.0-12.5 /
+14.6-14.8 mm, PET at 6.5 / 8.5 mm reads 7.0-7.3 / 8.9 mm; single studies scatter by about
++-1 mm around these. The scorer therefore keeps its configured default unless the
+measurement differs from it by more than ``[tomo.resolution] measured_agreement``
+(:func:`octoscan.models.tomo_score.score_tomographic`).
 """
 
 from __future__ import annotations
