@@ -593,10 +593,14 @@ def _planar_grid(text: str) -> tuple[int, int, float]:
     try:
         size, pixel = text.split("@")
         rows, cols = size.lower().split("x")
-        return int(rows), int(cols), float(pixel)
+        out = int(rows), int(cols), float(pixel)
+        if min(out[0], out[1]) < 16 or not 0.5 <= out[2] <= 20.0:
+            raise ValueError(text)
+        return out
     except ValueError:
         raise SystemExit(
-            f"--planar-grid {text!r}: expected ROWSxCOLS@MM, e.g. 512x128@4.8"
+            f"--planar-grid {text!r}: expected ROWSxCOLS@MM (at least 16 x 16 pixels of "
+            "0.5-20 mm), e.g. 512x128@4.8"
         ) from None
 
 
@@ -636,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     t0 = time.perf_counter()
+    if args.dicom is not None and args.planar_grid is not None:
+        parser.error("--planar-grid applies to simulated studies, not to --dicom")
     if args.dicom is not None:
         folders = dicom_study_folders(args.dicom)
         if not folders:

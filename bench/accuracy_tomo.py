@@ -776,6 +776,8 @@ def main(argv: list[str] | None = None) -> int:
         "13 / 6.5 mm; the scorer still assumes its configured [tomo.resolution]",
     )
     args = parser.parse_args(argv)
+    if args.emission_fwhm is not None and not 4.5 <= args.emission_fwhm <= 30.0:
+        parser.error(f"--emission-fwhm {args.emission_fwhm:g}: the phantom simulates 4.5-30 mm")
     from octoscan.imaging.phantom.cohort import cohort_specs
 
     config = load_config(args.config)

@@ -22,11 +22,16 @@ Steps (working grid; :func:`liver_edge_resolution`):
    stand in for "outside"), are binned by distance (2 mm); each bin's median uptake (robust
    to lesions and bowel in a minority of the surface) forms the profile.
 3. ``a, b, mu, s`` are fitted by weighted least squares (weights: voxels per bin). The
-   outline lies on voxel boundaries, within half a voxel ``h`` of the true surface: that
-   spread (variance h^2 / 12) is taken out, FWHM = 2.355 sqrt(s^2 - h^2 / 12), with its
-   standard error. No estimate (None) without a CT liver, with too few
-   bins on either side, when the fit fails, when the liver does not stand out (``b`` below
-   ``2 a``), or when ``s`` lands on its search bounds (0.2-4 x the assumed).
+   outline lies on voxel boundaries, anywhere within a voxel ``h`` of the true surface (a
+   spread of variance h^2 / 12), and block-averaging the native grid onto the working grid
+   blurs by (h^2 - h_native^2) / 12 more: both are taken out, FWHM = 2.355 sqrt(s^2 -
+   (2 h^2 - h_native^2) / 12), never below half the fitted value; its fit standard error
+   (statistical only: the systematic error is larger, see below) goes with it.
+   No estimate (None) without a CT liver, with working voxels more than 1.25 times longer
+   on one axis than another (the outline's quantisation would then depend on the surface's
+   direction), with too few bins on either side, when the fit fails, when the liver does
+   not stand out (``b`` below ``2 a``), or when ``s`` lands on its search bounds (0.2-4 x
+   the assumed).
 
 Accuracy on octoscan's phantoms (``bench/accuracy_tomo.py --emission-fwhm``, medians of 20
 studies, two cohorts): SPECT simulated at 10 / 13 / 16 mm reads 9.6-9.9 / 12.0-12.5 /
@@ -54,11 +59,12 @@ _MIN_BIN_VOXELS = 20
 _MIN_BINS_PER_SIDE = 5
 _SD_BOUNDS = (0.2, 4.0)  # search range of s, x the assumed SD
 _MIN_CONTRAST = 2.0  # the liver's excess b at least this x the outside level a
+_MAX_ANISOTROPY = 1.25  # longest / shortest working-voxel side for an estimate
 
 
 @dataclass(frozen=True)
 class ResolutionEstimate:
-    """Effective FWHM (mm) from the liver edge, its standard error, the outline offset
+    """Effective FWHM (mm) from the liver edge, its fit standard error, the outline offset
     ``offset_mm`` (positive: the emission edge lies outside the CT outline) and the number
     of voxels in the profile."""
 
@@ -78,10 +84,14 @@ def liver_edge_resolution(
     organs: OrganMaps,
     *,
     assumed_fwhm_mm: float,
+    native_spacing_mm: tuple[float, float, float] | None = None,
 ) -> ResolutionEstimate | None:
-    """Effective FWHM of ``image`` (emission on the working grid, unsmoothed) at the CT
-    liver outline of ``organs`` (module docstring); None when it cannot be measured."""
+    """Effective FWHM of ``image`` (emission on the working grid of ``spacing_mm``,
+    unsmoothed; block means of a native grid of ``native_spacing_mm``, default the same) at
+    the CT liver outline of ``organs`` (module docstring); None when it cannot be measured."""
     if organs.liver is None or organs.method != METHOD_CT or not organs.liver.any():
+        return None
+    if max(spacing_mm) > _MAX_ANISOTROPY * min(spacing_mm):
         return None
     liver = ndimage.binary_fill_holes(organs.liver)
     hot = organs.physiological_mask()
@@ -103,7 +113,7 @@ def liver_edge_resolution(
         n = int(sel.sum())
         if n >= _MIN_BIN_VOXELS:
             xs.append(float(d[sel].mean()))
-            ys.append(float(np.median(values[sel])))
+            ys.append(float(np.nanmedian(values[sel])))
             ns.append(n)
     x, y, w = np.asarray(xs), np.asarray(ys), np.asarray(ns, dtype=np.float64)
     if int((x < 0).sum()) < _MIN_BINS_PER_SIDE or int((x > 0).sum()) < _MIN_BINS_PER_SIDE:
@@ -129,13 +139,17 @@ def liver_edge_resolution(
         return None
     if not (1.01 * lo < s < 0.99 * hi) or not math.isfinite(se):
         return None
-    # the outline sits on voxel boundaries: within +-half a voxel of the true surface, a
-    # spread of voxel^2 / 12 that the profile shows as blur; taken out
-    outline_var = float(np.mean(spacing_mm)) ** 2 / 12.0
-    s_sys = math.sqrt(max(s * s - outline_var, 0.25 * s * s))
+    # the outline sits on voxel boundaries (a spread of h^2 / 12 about the true surface) and
+    # block-averaging added (h^2 - h_native^2) / 12: both show as blur, both taken out
+    h = float(np.mean(spacing_mm))
+    h_native = float(np.mean(native_spacing_mm)) if native_spacing_mm is not None else h
+    extra = (2.0 * h * h - min(h_native, h) ** 2) / 12.0
+    floor = 0.25 * s * s
+    s_sys = math.sqrt(max(s * s - extra, floor))
+    se_sys = se * s / s_sys if s * s - extra > floor else 0.0
     return ResolutionEstimate(
         fwhm_mm=FWHM_PER_SD * s_sys,
-        fwhm_se_mm=FWHM_PER_SD * se * s / s_sys,
+        fwhm_se_mm=FWHM_PER_SD * se_sys,
         offset_mm=mu,
         n_voxels=int(w.sum()),
     )

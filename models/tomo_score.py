@@ -371,15 +371,35 @@ def _measured_resolution(
     )
     if not res.measure_at_liver_edge:
         return default_fwhm, default_source, [f"system resolution not known: {assumed}"]
-    est = liver_edge_resolution(image, grid.spacing_mm, organs, assumed_fwhm_mm=default_fwhm)
+    if organs.ct_hu is None:
+        return (
+            default_fwhm,
+            default_source,
+            [f"system resolution not known, no CT fused: {assumed}"],
+        )
+    native_spacing = np.linalg.norm(np.asarray(grid.native_affine)[:3, :3], axis=0)
+    est = liver_edge_resolution(
+        image,
+        grid.spacing_mm,
+        organs,
+        assumed_fwhm_mm=default_fwhm,
+        native_spacing_mm=(
+            float(native_spacing[0]),
+            float(native_spacing[1]),
+            float(native_spacing[2]),
+        ),
+    )
     if est is None:
         return (
             default_fwhm,
             default_source,
-            [f"system resolution not known and not measurable at a CT liver outline: {assumed}"],
+            [f"system resolution not known and not measurable at the CT liver outline: {assumed}"],
         )
     lo, hi = res.measured_min_factor, res.measured_max_factor
-    measured = f"{est.fwhm_mm:.1f} +- {est.fwhm_se_mm:.1f} mm FWHM measured at the CT liver outline"
+    measured = (
+        f"{est.fwhm_mm:.1f} mm FWHM (fit SE {est.fwhm_se_mm:.1f} mm) measured at the CT liver "
+        "outline"
+    )
     if not lo * default_fwhm <= est.fwhm_mm <= hi * default_fwhm:
         return (
             default_fwhm,

@@ -307,5 +307,5 @@ def test_spec_validation_errors():
         StudySpec(seed=1, compress="zip")
     with pytest.raises(InvalidInputError, match="lesion profile 'warm' unknown"):
         StudySpec(seed=1, lesion_profile="warm")
-    with pytest.raises(InvalidInputError, match=r"emission_fwhm_mm 40\.0 outside 2-30 mm"):
+    with pytest.raises(InvalidInputError, match=r"emission_fwhm_mm 40\.0 outside 4\.5-30 mm"):
         StudySpec(seed=1, emission_fwhm_mm=40.0)
