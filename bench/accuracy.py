@@ -34,7 +34,6 @@ justified) for them, and the report counts how many were adjusted.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import multiprocessing
@@ -652,18 +651,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from octoscan.imaging.phantom.cohort import cohort_specs
 
-        entries = cohort_specs(args.n, seed=args.seed, kind="planar")
+        imaging = None
         if args.planar_grid is not None:
             rows, cols, pixel = _planar_grid(args.planar_grid)
-            entries = [
-                dataclasses.replace(
-                    e,
-                    spec=dataclasses.replace(
-                        e.spec, planar_rows=rows, planar_cols=cols, planar_pixel_mm=pixel
-                    ),
-                )
-                for e in entries
-            ]
+            imaging = {"planar_rows": rows, "planar_cols": cols, "planar_pixel_mm": pixel}
+        entries = cohort_specs(args.n, seed=args.seed, kind="planar", imaging=imaging)
         records = _run_jobs(_simulated_job, [(e, config) for e in entries], args.workers)
         title = f"planar accuracy on the phantom cohort: n={args.n}, seed={args.seed}"
         if args.planar_grid is not None:

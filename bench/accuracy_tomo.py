@@ -783,14 +783,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     t0 = time.perf_counter()
     kind = "all" if args.kind == "spect-ct" else "pet-ct"
-    entries = cohort_specs(args.n, seed=args.seed, kind=kind)
-    if args.emission_fwhm is not None:
-        entries = [
-            dataclasses.replace(
-                e, spec=dataclasses.replace(e.spec, emission_fwhm_mm=args.emission_fwhm)
-            )
-            for e in entries
-        ]
+    imaging = {"emission_fwhm_mm": args.emission_fwhm} if args.emission_fwhm else None
+    entries = cohort_specs(args.n, seed=args.seed, kind=kind, imaging=imaging)
     records = _run([(e, config) for e in entries], max(1, min(args.workers, 2)))
     title = (
         f"tomographic accuracy ({args.kind}) on the phantom cohort: n={args.n}, seed={args.seed}, "

@@ -162,6 +162,11 @@ class WorkingGrid:
         n = np.linalg.norm(self.affine[:3, :3], axis=0)
         return (float(n[0]), float(n[1]), float(n[2]))
 
+    @property
+    def native_spacing_mm(self) -> tuple[float, float, float]:
+        n = np.linalg.norm(self.native_affine[:3, :3], axis=0)
+        return (float(n[0]), float(n[1]), float(n[2]))
+
     def reduce(self, array: np.ndarray) -> np.ndarray:
         """Block means (float32) of a native (plane, row, col) array."""
         f0, f1, f2 = self.factors

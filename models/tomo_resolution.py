@@ -50,6 +50,7 @@ import numpy as np
 from scipy import ndimage, optimize, special
 
 from octoscan.models.tomo_organs import METHOD_CT, OrganMaps, dilate_mm
+from octoscan.models.tomo_pairing import WorkingGrid
 
 FWHM_PER_SD = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _REACH_FWHM = 2.5  # profile from this many assumed FWHM inside to as many outside
@@ -80,15 +81,15 @@ def _edge_profile(x: np.ndarray, a: float, b: float, mu: float, s: float) -> np.
 
 def liver_edge_resolution(
     image: np.ndarray,
-    spacing_mm: tuple[float, float, float],
+    grid: WorkingGrid,
     organs: OrganMaps,
     *,
     assumed_fwhm_mm: float,
-    native_spacing_mm: tuple[float, float, float] | None = None,
 ) -> ResolutionEstimate | None:
-    """Effective FWHM of ``image`` (emission on the working grid of ``spacing_mm``,
-    unsmoothed; block means of a native grid of ``native_spacing_mm``, default the same) at
-    the CT liver outline of ``organs`` (module docstring); None when it cannot be measured."""
+    """Effective FWHM of ``image`` (emission on the working ``grid``, unsmoothed block means)
+    at the CT liver outline of ``organs`` (module docstring); None when it cannot be
+    measured."""
+    spacing_mm = grid.spacing_mm
     if organs.liver is None or organs.method != METHOD_CT or not organs.liver.any():
         return None
     if max(spacing_mm) > _MAX_ANISOTROPY * min(spacing_mm):
@@ -142,7 +143,7 @@ def liver_edge_resolution(
     # the outline sits on voxel boundaries (a spread of h^2 / 12 about the true surface) and
     # block-averaging added (h^2 - h_native^2) / 12: both show as blur, both taken out
     h = float(np.mean(spacing_mm))
-    h_native = float(np.mean(native_spacing_mm)) if native_spacing_mm is not None else h
+    h_native = float(np.mean(grid.native_spacing_mm))
     extra = (2.0 * h * h - min(h_native, h) ** 2) / 12.0
     floor = 0.25 * s * s
     s_sys = math.sqrt(max(s * s - extra, floor))

@@ -210,9 +210,10 @@ def score_tomographic(
     if modality == "pet" and emission.units != "SUVbw":
         warnings.append("PET not in SUVbw: SUVmax, SUVpeak and SUVmean are not reported")
 
-    from_volume = emission.resolution_fwhm_mm is not None and emission.resolution_fwhm_mm > 0
-    if from_volume:
-        fwhm = float(emission.resolution_fwhm_mm or 0.0)
+    carried = emission.resolution_fwhm_mm
+    from_volume = carried is not None and carried > 0
+    if carried is not None and from_volume:
+        fwhm = float(carried)
         fwhm_source = "volume"
     else:
         fwhm = tomo.resolution.pet_fwhm_mm if modality == "pet" else tomo.resolution.spect_fwhm_mm
@@ -243,7 +244,9 @@ def score_tomographic(
     organs = locate_organs(image, grid, ct_hu=ct_hu, organs=tomo.organs, ct=tomo.ct)
     warnings.extend(organs.warnings)
     if not from_volume:
-        fwhm, fwhm_source, notes = _measured_resolution(image, grid, organs, fwhm, modality, tomo)
+        fwhm, fwhm_source, notes = _measured_resolution(
+            image, grid, organs, fwhm, fwhm_source, tomo
+        )
         warnings.extend(notes)
     found = detect_lesions(
         image,
@@ -354,7 +357,7 @@ def _measured_resolution(
     grid: WorkingGrid,
     organs: OrganMaps,
     default_fwhm: float,
-    modality: str,
+    default_source: str,
     tomo: TomoConfig,
 ) -> tuple[float, str, list[str]]:
     """(FWHM mm, its source, warnings) for a volume that does not carry its resolution: the
@@ -364,36 +367,22 @@ def _measured_resolution(
     from it by more than ``measured_agreement`` (the measurement's own accuracy); else the
     default."""
     res = tomo.resolution
-    default_source = f"configured default for {modality.upper()}"
     assumed = (
         f"{default_fwhm:g} mm FWHM assumed (tomo.resolution) for noise and partial-volume "
         "correction"
     )
+
+    def keep(note: str) -> tuple[float, str, list[str]]:
+        return default_fwhm, default_source, [note]
+
     if not res.measure_at_liver_edge:
-        return default_fwhm, default_source, [f"system resolution not known: {assumed}"]
+        return keep(f"system resolution not known: {assumed}")
     if organs.ct_hu is None:
-        return (
-            default_fwhm,
-            default_source,
-            [f"system resolution not known, no CT fused: {assumed}"],
-        )
-    native_spacing = np.linalg.norm(np.asarray(grid.native_affine)[:3, :3], axis=0)
-    est = liver_edge_resolution(
-        image,
-        grid.spacing_mm,
-        organs,
-        assumed_fwhm_mm=default_fwhm,
-        native_spacing_mm=(
-            float(native_spacing[0]),
-            float(native_spacing[1]),
-            float(native_spacing[2]),
-        ),
-    )
+        return keep(f"system resolution not known, no CT fused: {assumed}")
+    est = liver_edge_resolution(image, grid, organs, assumed_fwhm_mm=default_fwhm)
     if est is None:
-        return (
-            default_fwhm,
-            default_source,
-            [f"system resolution not known and not measurable at the CT liver outline: {assumed}"],
+        return keep(
+            f"system resolution not known and not measurable at the CT liver outline: {assumed}"
         )
     lo, hi = res.measured_min_factor, res.measured_max_factor
     measured = (
@@ -401,26 +390,21 @@ def _measured_resolution(
         "outline"
     )
     if not lo * default_fwhm <= est.fwhm_mm <= hi * default_fwhm:
-        return (
-            default_fwhm,
-            default_source,
-            [
-                f"{measured}, outside {lo:g}-{hi:g} x the configured {default_fwhm:g} mm: not "
-                f"used; {assumed}"
-            ],
+        return keep(
+            f"{measured}, outside {lo:g}-{hi:g} x the configured {default_fwhm:g} mm: not used; "
+            f"{assumed}"
         )
     if abs(est.fwhm_mm / default_fwhm - 1.0) <= res.measured_agreement:
         return (
             default_fwhm,
-            f"configured default for {modality.upper()}, confirmed at the CT liver outline",
+            f"{default_source}, confirmed at the CT liver outline",
             [
                 f"system resolution: {measured}, within {100 * res.measured_agreement:.0f} % of "
                 f"the configured {default_fwhm:g} mm, which is used"
             ],
         )
-    fwhm = round(est.fwhm_mm, 1)
     return (
-        fwhm,
+        round(est.fwhm_mm, 1),
         "measured at the CT liver outline",
         [f"system resolution: {measured} (configured default {default_fwhm:g} mm not used)"],
     )

@@ -181,35 +181,33 @@ def _redecide(
     decision: Decision,
     config: ScoringConfig,
     *,
-    review_reasons: Sequence[str],
     criteria: Sequence[CriterionResult],
     scorer: str,
-    unresolved_findings: Sequence[str] = (),
 ) -> Decision:
     """The decision made again with ``criteria``, after checking that the imaging part,
-    made again from the same lesions, references and review reasons, reproduces
-    ``decision`` (so a review reason the scorer did not expose cannot be lost silently)."""
-    imaging_only = decide_eligibility(
-        lesions,
-        references,
-        config=config,
-        review_reasons=review_reasons,
-        unresolved_findings=unresolved_findings,
-    )
+    made again from the same lesions, references and the review inputs ``decision`` lists
+    (:func:`_review_inputs`), reproduces ``decision`` (so a review reason the scorer did not
+    expose cannot be lost silently)."""
+    review, unresolved = _review_inputs(decision)
+
+    def decide(with_criteria: Sequence[CriterionResult]) -> Decision:
+        return decide_eligibility(
+            lesions,
+            references,
+            config=config,
+            criteria=with_criteria,
+            review_reasons=review,
+            unresolved_findings=unresolved,
+        )
+
+    imaging_only = decide(())
     if imaging_only != decision:
         raise RuntimeError(
             f"re-deciding with clinical criteria does not reproduce the {scorer} scorer's "
             f"decision ({imaging_only.status} vs {decision.status}): the scorer used "
             "review reasons it does not expose"
         )
-    return decide_eligibility(
-        lesions,
-        references,
-        config=config,
-        criteria=criteria,
-        review_reasons=review_reasons,
-        unresolved_findings=unresolved_findings,
-    )
+    return decide(criteria)
 
 
 def _apply_clinical(
@@ -225,14 +223,11 @@ def _apply_clinical(
     criteria, provenance = _criteria(
         config, table, study_instance_uid=study_instance_uid, patient_id=patient_id
     )
-    review, unresolved = _review_inputs(score.decision)
     decision = _redecide(
         score.lesions,
         score.references,
         score.decision,
         config,
-        review_reasons=review,
-        unresolved_findings=unresolved,
         criteria=criteria,
         scorer="planar",
     )
@@ -570,10 +565,8 @@ def score_series(
                 tomo.references,
                 tomo.decision,
                 decided,
-                review_reasons=review,
                 criteria=criteria,
                 scorer="tomographic",
-                unresolved_findings=unresolved,
             )
         decision = decide_eligibility(
             [e.lesion for e in entries if e.used_for_decision],

@@ -14,7 +14,9 @@ profiles (mixed, avid, low: see ``LESION_PROFILES``) so that every decision occu
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -58,12 +60,19 @@ class CohortEntry:
 
 
 def cohort_specs(
-    n: int, *, seed: int = 0, kind: str = "all", ct_slices: int | None = None
+    n: int,
+    *,
+    seed: int = 0,
+    kind: str = "all",
+    ct_slices: int | None = None,
+    imaging: Mapping[str, Any] | None = None,
 ) -> tuple[CohortEntry, ...]:
     """The first ``n`` studies of the cohort of ``seed`` (same arguments, same cohort).
 
     ``kind`` as for :class:`StudySpec` ("pet-ct" makes every study a PET/CT, without the
     planar edge cases). ``ct_slices`` overrides the CT length (useful for small test cohorts).
+    ``imaging``: :class:`StudySpec` fields of the imaging every study gets (e.g.
+    ``emission_fwhm_mm``, ``planar_pixel_mm``); the same patients, imaged differently.
     """
     if not 1 <= n <= MAX_COHORT:
         raise InvalidInputError(f"cohort size {n} outside 1-{MAX_COHORT}", code="invalid_option")
@@ -110,7 +119,9 @@ def cohort_specs(
                 (i + i // 10) % len(LESION_PROFILE_CYCLE)
             ]
         spec = replace(
-            StudySpec(seed=study_seed, kind=kind, counts=counts, ct_slices=ct_slices), **options
+            StudySpec(seed=study_seed, kind=kind, counts=counts, ct_slices=ct_slices),
+            **options,
+            **(imaging or {}),
         )
         out.append(CohortEntry(index=i, name=f"study_{i:0{width}d}", edge_case=case, spec=spec))
     return tuple(out)

@@ -16,7 +16,7 @@ def _measure(fwhm_mm: float, *, with_ct: bool = True):
     emission = tb.emission_volume(fwhm_mm=fwhm_mm, resolution_fwhm_mm=None)
     found = tb.detect(emission, ct=tb.ct_volume() if with_ct else None)
     image = found.grid.reduce(emission.array)
-    return liver_edge_resolution(image, found.grid.spacing_mm, found.organs, assumed_fwhm_mm=13.0)
+    return liver_edge_resolution(image, found.grid, found.organs, assumed_fwhm_mm=13.0)
 
 
 @pytest.mark.parametrize("fwhm_mm", [6.0, 10.0, 16.0])
@@ -41,10 +41,7 @@ def test_no_measurement_on_anisotropic_voxels() -> None:
     found = tb.detect(emission, ct=tb.ct_volume())
     assert max(found.grid.spacing_mm) > 1.25 * min(found.grid.spacing_mm)
     image = found.grid.reduce(emission.array)
-    assert (
-        liver_edge_resolution(image, found.grid.spacing_mm, found.organs, assumed_fwhm_mm=13.0)
-        is None
-    )
+    assert liver_edge_resolution(image, found.grid, found.organs, assumed_fwhm_mm=13.0) is None
 
 
 def _score(fwhm_mm: float, *, ct: bool = True, carried: float | None = None, **resolution):

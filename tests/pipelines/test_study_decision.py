@@ -27,7 +27,7 @@ def test_unresolved_findings_survive_the_study_decision_and_clinical_criteria() 
     # with clinical criteria: reproduced first (no RuntimeError), then decided with them
     ok = CriterionResult("ki67", "pass", "Ki-67 5 % at most 20 %", 5.0)
     fail = CriterionResult("ki67", "fail", "Ki-67 55 % above 50 %", 55.0)
-    kw = {"review_reasons": review, "scorer": "tomographic", "unresolved_findings": unresolved}
+    kw = {"scorer": "tomographic"}
     assert _redecide([], REFS, tomo, DEFAULT, criteria=(ok,), **kw).status == "needs_review"
     assert _redecide([], REFS, tomo, DEFAULT, criteria=(fail,), **kw).status == "not_eligible"
     # an eligible study with the same finding goes to review as well
